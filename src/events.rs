@@ -1,0 +1,224 @@
+//! The run's event log: every connect, disconnect with its error class, reconnect, resume
+//! and fault action, one JSON object a line in `events.jsonl`, plus the fault ledger the
+//! report's `faults` section is built from.
+//!
+//! Emitting is a non-blocking channel send, so clients, the shim and the server never wait
+//! on the disk; one writer task owns the file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+
+/// One line of `events.jsonl`: when (µs since the run started) and what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub t_us: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Something that happened during a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A client's connection is open (first time or after a reconnect).
+    Connected { client: u32, attempt: u32 },
+    /// A client lost its connection.
+    Disconnected {
+        client: u32,
+        class: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        close_code: Option<u16>,
+    },
+    /// A client's session is live again after a disconnect.
+    Reconnected { client: u32, latency_us: u64, attempts: u32 },
+    /// A client stopped trying.
+    GaveUp { client: u32, reason: String },
+    /// A fault's window opened.
+    FaultStarted { fault: usize, name: String, kind: String },
+    /// A fault's window closed.
+    FaultStopped { fault: usize, name: String, kind: String },
+    /// A fault acted on one connection (`action` says how: delayed, reset, dropped, …).
+    FaultTouched {
+        fault: usize,
+        name: String,
+        kind: String,
+        conn: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client: Option<u32>,
+        action: String,
+        #[serde(default)]
+        bytes: u64,
+    },
+}
+
+/// Where components send events. Cloning is cheap; a disabled sink drops everything.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    clock: Clock,
+    tx: Option<mpsc::UnboundedSender<Record>>,
+}
+
+impl EventSink {
+    /// A sink that records nothing (library use without a run).
+    pub fn disabled(clock: Clock) -> Self {
+        Self { clock, tx: None }
+    }
+
+    /// Records `event` at the current run time.
+    pub fn emit(&self, event: Event) {
+        if let Some(tx) = &self.tx {
+            // The writer only goes away after every sender is dropped, so an error here
+            // means the run is already tearing down; the event has nowhere to go.
+            let _ = tx.send(Record { t_us: self.clock.now_us(), event });
+        }
+    }
+
+    /// The clock event timestamps are taken from.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+}
+
+/// What the ledger knows about one fault once the run is over.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultSummary {
+    pub fault: usize,
+    pub name: String,
+    pub kind: String,
+    /// Start and stop times (µs) of each window, in order; an open window has no stop.
+    pub windows: Vec<(u64, Option<u64>)>,
+    /// Distinct connections the fault acted on.
+    pub connections_touched: u64,
+    /// Actions by name (`reset`: 50, `delayed`: 1200).
+    pub actions: BTreeMap<String, u64>,
+    pub bytes_affected: u64,
+}
+
+/// Starts the writer task. With `path` it writes `events.jsonl` there; either way it
+/// folds fault events into the ledger it returns once every sink is dropped.
+pub fn spawn_log(
+    clock: Clock,
+    path: Option<PathBuf>,
+) -> std::io::Result<(EventSink, JoinHandle<Vec<FaultSummary>>)> {
+    let mut out = match path {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => None,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
+    let handle = tokio::spawn(async move {
+        let mut ledger = Ledger::default();
+        let mut batch = Vec::with_capacity(256);
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            for rec in batch.drain(..) {
+                ledger.fold(&rec);
+                if let Some(w) = out.as_mut() {
+                    // A full disk must not stop the run; the report says what it can.
+                    if serde_json::to_writer(&mut *w, &rec).is_ok() {
+                        let _ = w.write_all(b"\n");
+                    }
+                }
+            }
+        }
+        if let Some(mut w) = out {
+            let _ = w.flush();
+        }
+        ledger.finish()
+    });
+    Ok((EventSink { clock, tx: Some(tx) }, handle))
+}
+
+#[derive(Default)]
+struct Ledger {
+    faults: BTreeMap<usize, (FaultSummary, std::collections::HashSet<u64>)>,
+}
+
+impl Ledger {
+    fn entry(&mut self, fault: usize, name: &str, kind: &str) -> &mut (FaultSummary, std::collections::HashSet<u64>) {
+        self.faults.entry(fault).or_insert_with(|| {
+            let summary = FaultSummary {
+                fault,
+                name: name.to_string(),
+                kind: kind.to_string(),
+                ..FaultSummary::default()
+            };
+            (summary, Default::default())
+        })
+    }
+
+    fn fold(&mut self, rec: &Record) {
+        match &rec.event {
+            Event::FaultStarted { fault, name, kind } => {
+                self.entry(*fault, name, kind).0.windows.push((rec.t_us, None));
+            }
+            Event::FaultStopped { fault, name, kind } => {
+                let (summary, _) = self.entry(*fault, name, kind);
+                if let Some(w) = summary.windows.iter_mut().rev().find(|w| w.1.is_none()) {
+                    w.1 = Some(rec.t_us);
+                }
+            }
+            Event::FaultTouched { fault, name, kind, conn, action, bytes, .. } => {
+                let (summary, conns) = self.entry(*fault, name, kind);
+                conns.insert(*conn);
+                *summary.actions.entry(action.clone()).or_default() += 1;
+                summary.bytes_affected += bytes;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Vec<FaultSummary> {
+        self.faults
+            .into_values()
+            .map(|(mut s, conns)| {
+                s.connections_touched = conns.len() as u64;
+                s
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ledger_folds_fault_events_and_file_has_one_line_each() {
+        let dir = std::env::temp_dir().join(format!("squall-events-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let (sink, done) = spawn_log(Clock::start(), Some(path.clone())).unwrap();
+        let touched = |conn| Event::FaultTouched {
+            fault: 0,
+            name: "reset#0".into(),
+            kind: "reset".into(),
+            conn,
+            client: Some(conn as u32),
+            action: "reset".into(),
+            bytes: 0,
+        };
+        sink.emit(Event::FaultStarted { fault: 0, name: "reset#0".into(), kind: "reset".into() });
+        sink.emit(touched(1));
+        sink.emit(touched(2));
+        sink.emit(touched(2));
+        sink.emit(Event::FaultStopped { fault: 0, name: "reset#0".into(), kind: "reset".into() });
+        drop(sink);
+        let ledger = done.await.unwrap();
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger[0].connections_touched, 2);
+        assert_eq!(ledger[0].actions["reset"], 3);
+        assert!(ledger[0].windows[0].1.is_some());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 5);
+        let first: Record = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert!(matches!(first.event, Event::FaultStarted { .. }));
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

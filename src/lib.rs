@@ -1,0 +1,36 @@
+//! squall: a load and chaos harness for WebSocket recovery.
+//!
+//! A YAML scenario describes virtual clients, a fault-injecting TCP shim between them and
+//! a WebSocket server, and a timeline of faults. squall runs its recovery engine in every
+//! client under that load and reports what recovery cost.
+//!
+//! # Layout
+//!
+//! Dependencies flow one way:
+//! `cli → run → {scenario, target, shim, load → recovery, metrics, gate, report}`;
+//! the leaves (`scenario`, `metrics`, `clock`, `rng`, `events`) import nothing else from
+//! the crate but each other's plain types.
+//!
+//! - [`cli`]: command-line flags (clap) and the one place exit codes are decided.
+//! - [`run`]: the story of one run: start server and shim, ramp clients, drain, judge,
+//!   write the report; Ctrl-C still writes it.
+//! - [`scenario`]: the YAML model: serde mirror, validation with `file:line:col` errors,
+//!   the checked [`scenario::Scenario`] everything else reads.
+//! - [`recovery`]: the recovery engine, usable as a library: a WebSocket session that
+//!   reconnects with backoff and jitter, detects dead peers and retransmits.
+//! - [`shim`]: the fault-injecting TCP proxy between clients and server.
+//! - [`target`]: the built-in WebSocket server.
+//! - [`load`]: virtual clients: arrival schedule, message pattern, one task per client.
+//! - [`metrics`]: counters, HDR histograms and the per-second timeline, recorded per
+//!   worker thread and merged at the end.
+//! - [`gate`]: thresholds evaluated against the merged metrics: the verdict.
+//! - [`report`]: `report.json` (the source of truth) and the formats rendered from it.
+//! - [`events`]: `events.jsonl` and the fault ledger.
+//! - [`clock`]: the run's time origin, on tokio's clock.
+//! - [`rng`]: seed derivation, so every component has its own reproducible stream.
+
+pub mod clock;
+pub mod events;
+pub mod rng;
+pub mod scenario;
+pub mod shim;

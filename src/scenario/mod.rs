@@ -1,0 +1,3 @@
+//! The scenario: YAML in, checked [`Scenario`] out.
+mod model;
+pub use model::*;

@@ -1,0 +1,1 @@
+//! The fault-injecting TCP shim.

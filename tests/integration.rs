@@ -1,0 +1,1 @@
+//! squall's integration tests: one binary, one module per area.
