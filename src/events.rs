@@ -38,13 +38,25 @@ pub enum Event {
         close_code: Option<u16>,
     },
     /// A client's session is live again after a disconnect.
-    Reconnected { client: u32, latency_us: u64, attempts: u32 },
+    Reconnected {
+        client: u32,
+        latency_us: u64,
+        attempts: u32,
+    },
     /// A client stopped trying.
     GaveUp { client: u32, reason: String },
     /// A fault's window opened.
-    FaultStarted { fault: usize, name: String, kind: String },
+    FaultStarted {
+        fault: usize,
+        name: String,
+        kind: String,
+    },
     /// A fault's window closed.
-    FaultStopped { fault: usize, name: String, kind: String },
+    FaultStopped {
+        fault: usize,
+        name: String,
+        kind: String,
+    },
     /// A fault acted on one connection (`action` says how: delayed, reset, dropped, …).
     FaultTouched {
         fault: usize,
@@ -77,7 +89,10 @@ impl EventSink {
         if let Some(tx) = &self.tx {
             // The writer only goes away after every sender is dropped, so an error here
             // means the run is already tearing down; the event has nowhere to go.
-            let _ = tx.send(Record { t_us: self.clock.now_us(), event });
+            let _ = tx.send(Record {
+                t_us: self.clock.now_us(),
+                event,
+            });
         }
     }
 
@@ -132,7 +147,13 @@ pub fn spawn_log(
         }
         ledger.finish()
     });
-    Ok((EventSink { clock, tx: Some(tx) }, handle))
+    Ok((
+        EventSink {
+            clock,
+            tx: Some(tx),
+        },
+        handle,
+    ))
 }
 
 #[derive(Default)]
@@ -141,7 +162,12 @@ struct Ledger {
 }
 
 impl Ledger {
-    fn entry(&mut self, fault: usize, name: &str, kind: &str) -> &mut (FaultSummary, std::collections::HashSet<u64>) {
+    fn entry(
+        &mut self,
+        fault: usize,
+        name: &str,
+        kind: &str,
+    ) -> &mut (FaultSummary, std::collections::HashSet<u64>) {
         self.faults.entry(fault).or_insert_with(|| {
             let summary = FaultSummary {
                 fault,
@@ -156,7 +182,10 @@ impl Ledger {
     fn fold(&mut self, rec: &Record) {
         match &rec.event {
             Event::FaultStarted { fault, name, kind } => {
-                self.entry(*fault, name, kind).0.windows.push((rec.t_us, None));
+                self.entry(*fault, name, kind)
+                    .0
+                    .windows
+                    .push((rec.t_us, None));
             }
             Event::FaultStopped { fault, name, kind } => {
                 let (summary, _) = self.entry(*fault, name, kind);
@@ -164,7 +193,15 @@ impl Ledger {
                     w.1 = Some(rec.t_us);
                 }
             }
-            Event::FaultTouched { fault, name, kind, conn, action, bytes, .. } => {
+            Event::FaultTouched {
+                fault,
+                name,
+                kind,
+                conn,
+                action,
+                bytes,
+                ..
+            } => {
                 let (summary, conns) = self.entry(*fault, name, kind);
                 conns.insert(*conn);
                 *summary.actions.entry(action.clone()).or_default() += 1;
@@ -204,11 +241,19 @@ mod tests {
             action: "reset".into(),
             bytes: 0,
         };
-        sink.emit(Event::FaultStarted { fault: 0, name: "reset#0".into(), kind: "reset".into() });
+        sink.emit(Event::FaultStarted {
+            fault: 0,
+            name: "reset#0".into(),
+            kind: "reset".into(),
+        });
         sink.emit(touched(1));
         sink.emit(touched(2));
         sink.emit(touched(2));
-        sink.emit(Event::FaultStopped { fault: 0, name: "reset#0".into(), kind: "reset".into() });
+        sink.emit(Event::FaultStopped {
+            fault: 0,
+            name: "reset#0".into(),
+            kind: "reset".into(),
+        });
         drop(sink);
         let ledger = done.await.unwrap();
         assert_eq!(ledger.len(), 1);

@@ -29,8 +29,16 @@
 //! - [`clock`]: the run's time origin, on tokio's clock.
 //! - [`rng`]: seed derivation, so every component has its own reproducible stream.
 
+pub mod cli;
 pub mod clock;
 pub mod events;
+pub mod gate;
+pub mod load;
+pub mod metrics;
+pub mod recovery;
+pub mod report;
 pub mod rng;
+pub mod run;
 pub mod scenario;
 pub mod shim;
+pub mod target;

@@ -47,8 +47,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_draws() {
-        let x: Vec<u32> = (0..4).map(|_| 0).scan(rng(1, "f", 3), |r, _| Some(r.random())).collect();
-        let y: Vec<u32> = (0..4).map(|_| 0).scan(rng(1, "f", 3), |r, _| Some(r.random())).collect();
+        let x: Vec<u32> = (0..4)
+            .map(|_| 0)
+            .scan(rng(1, "f", 3), |r, _| Some(r.random()))
+            .collect();
+        let y: Vec<u32> = (0..4)
+            .map(|_| 0)
+            .scan(rng(1, "f", 3), |r, _| Some(r.random()))
+            .collect();
         assert_eq!(x, y);
     }
 }

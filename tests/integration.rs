@@ -1,1 +1,17 @@
-//! squall's integration tests: one binary, one module per area.
+//! squall's integration tests: one binary, one module per area (ripgrep's layout).
+
+// Tests time child processes by the wall clock, not the engine's tokio clock.
+#![allow(clippy::disallowed_types)]
+
+// Shared helpers: temporary scenarios, in-process runs, the built binary.
+mod support;
+
+// Every file in scenarios/ validates; every broken scenario in tests/data/invalid/
+// fails with the key path and line it names.
+mod scenarios;
+
+// Exit codes and messages of the built `squall` binary.
+mod cli;
+
+// Whole runs in-process: server, shim, clients, report.json.
+mod end_to_end;

@@ -1,3 +1,124 @@
 //! The scenario: YAML in, checked [`Scenario`] out.
+//!
+//! Parse, then validate into another type: the text is read into a serde mirror of the
+//! YAML (`spec`, unknown keys refused) and checked into the [`Scenario`] the rest of the
+//! crate sees (`validate`, defaults filled, units parsed). Every refusal is a
+//! [`ScenarioError`] that names the file, line, column and YAML path:
+//! `scenarios/x.yaml:14:7: faults[1].for: must be > 0 (got 0s)`.
+//!
+//! - `model`: the checked scenario.
+//! - `spec`: the serde mirror of the YAML.
+//! - `validate`: spec to model, one file per part of the scenario.
+//! - `units`: durations, sizes, rates and shares, both ways.
+//! - `yaml`: the only caller of the YAML parser: parsing, and finding a path's position.
+//! - `messages`: serde's messages in the scenario's words, with "did you mean".
+//! - `error`: [`ScenarioError`].
+//! - `normalize`: [`Scenario::to_json`], the scenario with every default spelled out.
+//! - `overrides`: `--seed`, `--duration`, `--clients`.
+//! - [`defaults`]: every default and limit, in one place.
+
+pub mod defaults;
+mod error;
+mod messages;
 mod model;
+mod normalize;
+mod overrides;
+mod path;
+mod spec;
+mod units;
+mod validate;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use error::ScenarioError;
 pub use model::*;
+pub use path::Position;
+
+use defaults::limits;
+use path::{Anchor, YamlPath};
+
+/// Reads and checks the scenario file at `path`.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let origin = path.display().to_string();
+    let metadata = std::fs::metadata(path)
+        .map_err(|error| ScenarioError::file(&origin, format!("cannot read the file: {error}")))?;
+    if metadata.is_dir() {
+        return Err(ScenarioError::file(
+            &origin,
+            "is a directory, not a scenario file",
+        ));
+    }
+    if metadata.len() > limits::FILE_BYTES {
+        return Err(too_large(&origin, metadata.len()));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|error| ScenarioError::file(&origin, format!("cannot read the file: {error}")))?;
+    // The file may have grown since `metadata`.
+    if bytes.len() as u64 > limits::FILE_BYTES {
+        return Err(too_large(&origin, bytes.len() as u64));
+    }
+    let text = String::from_utf8(bytes).map_err(|error| {
+        let offset = error.utf8_error().valid_up_to();
+        ScenarioError::file(
+            &origin,
+            format!("is not UTF-8 text (invalid byte at offset {offset}); scenarios are YAML"),
+        )
+    })?;
+    from_str(&text, &origin)
+}
+
+fn too_large(origin: &str, bytes: u64) -> ScenarioError {
+    ScenarioError::file(
+        origin,
+        format!(
+            "is {} bytes; a scenario is at most 1 MiB (is this the right file?)",
+            bytes
+        ),
+    )
+}
+
+/// Parses and checks scenario text; `origin` names it in errors (usually the file name).
+pub fn from_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+    if text.len() as u64 > limits::FILE_BYTES {
+        return Err(too_large(origin, text.len() as u64));
+    }
+    if is_blank(text) {
+        return Err(ScenarioError::file(
+            origin,
+            "is empty; the smallest scenario is `name:` plus `clients:`",
+        ));
+    }
+    let spec = yaml::parse::<spec::ScenarioSpec>(text).map_err(|rejection| {
+        let (path, message) = messages::rewrite(rejection.path, &rejection.message);
+        ScenarioError::invalid(origin, rejection.position, path, message)
+    })?;
+    validate::scenario(&spec).map_err(|invalid| {
+        let position = position_of(text, &invalid.path, invalid.anchor);
+        ScenarioError::invalid(origin, position, &invalid.path, invalid.message)
+    })
+}
+
+/// Only comments, blank lines and document markers.
+fn is_blank(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#') || line == "---" || line == "...")
+}
+
+/// The position of the key or value at `path`; for a key that is not there, the
+/// position of the nearest enclosing node that is.
+fn position_of(text: &str, path: &YamlPath, anchor: Anchor) -> Option<Position> {
+    let mut path = path.clone();
+    let mut anchor = anchor;
+    loop {
+        if let Some(position) = yaml::locate(text, &path, anchor) {
+            return Some(position);
+        }
+        path = path.parent()?;
+        anchor = Anchor::Value;
+    }
+}

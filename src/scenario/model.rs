@@ -22,6 +22,7 @@ pub struct Scenario {
     pub faults: Vec<NetworkFault>,
     /// Faults of the built-in server, in file order.
     pub server: Vec<ServerFault>,
+    /// Grouped by metric in name order; a metric's thresholds in file order.
     pub thresholds: Vec<Threshold>,
     pub report: ReportSettings,
 }
@@ -56,10 +57,10 @@ pub enum ServerMode {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExternalTarget {
-    /// `ws://` or `wss://` URL, checked to parse with a host and port.
+    /// `ws://` or `wss://` URL, checked to have a host and, if given, a port 1-65535.
     pub url: String,
     pub protocol: Protocol,
-    /// Extra handshake headers, in file order.
+    /// Extra handshake headers, sorted by name (names are unique, ignoring case).
     pub headers: Vec<(String, String)>,
     pub subprotocols: Vec<String>,
     /// PEM file of extra CA certificates for `wss://`.
@@ -317,17 +318,39 @@ pub enum DropUnit {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetworkFaultKind {
-    Latency { latency: Duration, jitter: Duration, distribution: Distribution },
-    Bandwidth { bytes_per_second: u64 },
-    Slicer { average_size: u64, size_variation: u64, delay: Duration },
-    Drop { probability: f64, unit: DropUnit, correlation: f64 },
-    Corrupt { probability: f64 },
-    Duplicate { probability: f64 },
+    Latency {
+        latency: Duration,
+        jitter: Duration,
+        distribution: Distribution,
+    },
+    Bandwidth {
+        bytes_per_second: u64,
+    },
+    Slicer {
+        average_size: u64,
+        size_variation: u64,
+        delay: Duration,
+    },
+    Drop {
+        probability: f64,
+        unit: DropUnit,
+        correlation: f64,
+    },
+    Corrupt {
+        probability: f64,
+    },
+    Duplicate {
+        probability: f64,
+    },
     Blackhole,
     Reset,
     Close,
-    LimitData { bytes: u64 },
-    SlowClose { delay: Duration },
+    LimitData {
+        bytes: u64,
+    },
+    SlowClose {
+        delay: Duration,
+    },
     Partition,
 }
 
@@ -367,10 +390,25 @@ pub struct ServerFault {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerFaultKind {
-    Restart { close_code: u16, down_for: Duration, keep_sessions: bool },
-    RejectHandshakes { status: u16, retry_after: Option<Duration>, share: Share },
-    Close { code: u16, reason: String, sessions: Connections },
-    AppError { message: String, sessions: Connections },
+    Restart {
+        close_code: u16,
+        down_for: Duration,
+        keep_sessions: bool,
+    },
+    RejectHandshakes {
+        status: u16,
+        retry_after: Option<Duration>,
+        share: Share,
+    },
+    Close {
+        code: u16,
+        reason: String,
+        sessions: Connections,
+    },
+    AppError {
+        message: String,
+        sessions: Connections,
+    },
     Stall,
 }
 

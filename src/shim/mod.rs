@@ -1,1 +1,265 @@
-//! The fault-injecting TCP shim.
+//! The fault-injecting TCP shim: a proxy between the virtual clients and the WebSocket
+//! server that applies the scenario's network faults on the run's timeline.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the API ([`Shim::start`], [`ShimHandle`]) and the accept loop.
+//! - `conn`: one proxied connection: identify the client, dial, forward, close or abort.
+//! - `identify`: the client index from the upgrade head's `x-squall-client` header.
+//! - `link`: one direction of a connection: the no-fault fast path and the fault queue.
+//! - `chain`: the fault stages active on one link, kept in step with the timeline.
+//! - `timeline`: opens and closes fault windows, fires instantaneous faults, publishes
+//!   the active set.
+//! - `select`: which connections (clients) a fault touches.
+//! - `registry`: the open connections, for faults that hit them at a moment.
+//! - `faults`: the seam every fault kind plugs into, one file per kind.
+//! - `stats`: live counters.
+//!
+//! # Promises
+//!
+//! - The accept loop never waits on the server: each connection dials in its own task.
+//! - Faults choose clients, not accept order, when the client is known; every random
+//!   choice derives from the run seed, the fault id and the connection or firing, so the
+//!   same seed replays the same decisions and no two connections share a stream.
+//! - Delays count from each chunk's arrival and never reorder a stream.
+//! - Kinds not built yet are refused at [`Shim::start`] with [`ShimError::Unsupported`].
+
+mod chain;
+mod conn;
+mod faults;
+mod identify;
+mod link;
+mod registry;
+mod select;
+mod stats;
+#[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod tests;
+mod timeline;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+pub use stats::{FaultStats, ShimStats};
+
+use crate::clock::Clock;
+use crate::events::EventSink;
+use crate::scenario::NetworkFault;
+use faults::Plan;
+use registry::Registry;
+use stats::Counters;
+use timeline::ActiveSet;
+
+/// Pending connections the kernel queues for the accept loop; a reconnect storm of
+/// thousands of clients arrives at once (the kernel caps it at `somaxconn`).
+const BACKLOG: u32 = 4096;
+
+/// What the shim proxies and which faults it applies.
+#[derive(Debug, Clone)]
+pub struct ShimConfig {
+    /// Where to listen; `127.0.0.1:0` in `run` and tests.
+    pub listen: SocketAddr,
+    /// The server every connection is forwarded to.
+    pub upstream: SocketAddr,
+    pub faults: Vec<NetworkFault>,
+    /// The run seed; every fault decision derives from it.
+    pub seed: u64,
+    /// Read the client's HTTP upgrade head to learn its client index from the
+    /// `x-squall-client: <n>` header (so `connections: [3, 7]` and shares pick clients, not
+    /// accept order). Off for arbitrary TCP protocols (the standalone proxy later).
+    pub identify_clients: bool,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum ShimError {
+    #[error("shim cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("network fault kind `{kind}` is not supported by the shim yet")]
+    Unsupported { kind: String },
+    #[error("network fault `{name}`: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+/// Starts the shim.
+pub struct Shim;
+
+impl Shim {
+    /// Binds, starts the fault timeline and the accept loop on `tracker`, and returns at
+    /// once. Everything stops when `token` is cancelled: the listener closes, connections
+    /// close, windows still open are recorded as stopped.
+    pub async fn start(
+        cfg: ShimConfig,
+        clock: Clock,
+        events: EventSink,
+        token: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Result<ShimHandle, ShimError> {
+        let plans = cfg
+            .faults
+            .iter()
+            .map(|f| Plan::new(f, cfg.seed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let listener = bind(cfg.listen).map_err(|source| ShimError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| ShimError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let shared = Arc::new(Shared::new(
+            plans,
+            cfg.upstream,
+            cfg.identify_clients,
+            clock,
+            events,
+        ));
+        timeline::spawn(&shared, &token, &tracker);
+        tracker.spawn(accept_loop(
+            listener,
+            shared.clone(),
+            token,
+            tracker.clone(),
+        ));
+        Ok(ShimHandle { shared, local_addr })
+    }
+}
+
+/// A running shim. Cheap to clone.
+#[derive(Clone)]
+pub struct ShimHandle {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for ShimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShimHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShimHandle {
+    /// Where clients connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Names of the faults whose window is open now (a repeating instantaneous fault while
+    /// its span is open), in scenario order.
+    pub fn active_faults(&self) -> Vec<String> {
+        let set = self.shared.active.borrow().clone();
+        let mut names: Vec<String> = set
+            .open
+            .iter()
+            .map(|o| self.shared.plans[o.plan].fault.name.clone())
+            .collect();
+        names.dedup();
+        names
+    }
+
+    pub fn stats(&self) -> ShimStats {
+        self.shared.stats.snapshot()
+    }
+}
+
+/// What every task of one shim shares.
+pub(crate) struct Shared {
+    pub plans: Vec<Plan>,
+    pub upstream: SocketAddr,
+    pub identify_clients: bool,
+    pub clock: Clock,
+    pub events: EventSink,
+    pub registry: Registry,
+    pub stats: Counters,
+    /// The open windows; links watch it, the timeline writes it.
+    pub active: watch::Sender<Arc<ActiveSet>>,
+}
+
+impl Shared {
+    pub fn new(
+        plans: Vec<Plan>,
+        upstream: SocketAddr,
+        identify_clients: bool,
+        clock: Clock,
+        events: EventSink,
+    ) -> Self {
+        let stats = Counters::new(
+            plans
+                .iter()
+                .map(|p| (p.fault.name.clone(), p.kind().to_string())),
+        );
+        Self {
+            plans,
+            upstream,
+            identify_clients,
+            clock,
+            events,
+            registry: Registry::default(),
+            stats,
+            active: watch::Sender::new(Arc::new(ActiveSet::default())),
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let mut next_conn: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            _ = token.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let conn = next_conn;
+                next_conn += 1;
+                shared.stats.accepted.fetch_add(1, Relaxed);
+                tracker.spawn(conn::serve(
+                    shared.clone(),
+                    stream,
+                    conn,
+                    token.child_token(),
+                ));
+            }
+            Err(e) => {
+                // Out of file descriptors, usually: back off a little instead of spinning;
+                // the pending clients wait in the backlog.
+                warn!(error = %e, "shim: accept failed");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        }
+    }
+}

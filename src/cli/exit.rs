@@ -1,0 +1,43 @@
+//! Exit codes, decided here and nowhere else (PRODUCT.md): 0 ran and every threshold
+//! held; 1 a threshold failed; 2 bad input; 3 could not run; 130 interrupted.
+
+use std::process::ExitCode;
+
+use crate::run::{RunOutcome, RunStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    Ok,
+    ThresholdFailed,
+    BadInput,
+    CouldNotRun,
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::ThresholdFailed => 1,
+            Exit::BadInput => 2,
+            Exit::CouldNotRun => 3,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// The exit code of a run that produced a report.
+    pub fn of_run(outcome: &RunOutcome) -> Exit {
+        match outcome.status {
+            RunStatus::Interrupted => Exit::Interrupted,
+            RunStatus::Failed(_) => Exit::CouldNotRun,
+            RunStatus::Completed if outcome.report.verdict == "pass" => Exit::Ok,
+            RunStatus::Completed => Exit::ThresholdFailed,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e.code())
+    }
+}

@@ -1,0 +1,195 @@
+//! The command line: flags (clap) turned into library calls, and the one place where an
+//! outcome becomes an exit code (`exit.rs`).
+
+mod exit;
+mod summary;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+pub use exit::Exit;
+
+use crate::run::{self, RunOptions};
+use crate::scenario;
+
+/// squall: a load and chaos harness for WebSocket recovery.
+///
+/// Describe virtual clients, a fault timeline and thresholds in a YAML scenario; squall
+/// runs them through a fault-injecting shim against a WebSocket server and reports what
+/// recovery cost.
+///
+/// Exit codes: 0 every threshold held · 1 a threshold failed · 2 bad input ·
+/// 3 could not run · 130 interrupted (the report is still written).
+#[derive(Debug, Parser)]
+#[command(name = "squall", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and write its report (report.json, report.md, events.jsonl).
+    ///
+    /// The report goes to <report.dir>/<name>-<UTC timestamp>/ (default reports/).
+    /// Ctrl-C stops the run early and still writes the report, marked interrupted.
+    Run(RunArgs),
+    /// Check scenarios without running them; prints each problem with file:line:col.
+    Validate {
+        /// Scenario files to check.
+        #[arg(required = true, value_name = "SCENARIO.yaml")]
+        scenarios: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO.yaml")]
+    pub scenario: PathBuf,
+    /// Seed for every random decision (overrides the scenario's `seed`).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Directory to put the report directory in (overrides `report.dir`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Total number of clients at peak (overrides `clients`; groups scale in proportion).
+    #[arg(long, value_name = "N")]
+    pub clients: Option<u32>,
+    /// Run time, e.g. 30s or 2m (overrides `duration`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// No live status line and no summary: only the report path at the end.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 2m)"))
+}
+
+/// Parses the command line, runs the command, returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors; everything else is bad input.
+            let code = if e.use_stderr() {
+                Exit::BadInput
+            } else {
+                Exit::Ok
+            };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    let exit = match cli.command {
+        Command::Validate { scenarios } => validate(&scenarios),
+        Command::Run(args) => run_command(args),
+    };
+    exit.into()
+}
+
+fn validate(paths: &[PathBuf]) -> Exit {
+    let mut worst = Exit::Ok;
+    for path in paths {
+        match scenario::load(path) {
+            Ok(s) => println!(
+                "{}: ok ({}: {} clients for {})",
+                path.display(),
+                s.name,
+                s.peak_clients(),
+                humantime::format_duration(s.duration)
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                worst = Exit::BadInput;
+            }
+        }
+    }
+    worst
+}
+
+fn run_command(args: RunArgs) -> Exit {
+    let scenario = match load_with_overrides(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Exit::BadInput;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::CouldNotRun;
+        }
+    };
+    let opts = RunOptions {
+        out: args.out.clone(),
+        live: !args.quiet && std::io::stdout().is_terminal(),
+    };
+    let quiet = args.quiet;
+    let exit = runtime.block_on(async move {
+        let interrupt = CancellationToken::new();
+        tokio::spawn(watch_signals(interrupt.clone()));
+        match run::run(scenario, opts, interrupt).await {
+            Ok(outcome) => {
+                summary::print(&outcome, quiet);
+                Exit::of_run(&outcome)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Exit::CouldNotRun
+            }
+        }
+    });
+    // Anything still running (a hung peer's socket) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    exit
+}
+
+fn load_with_overrides(args: &RunArgs) -> Result<scenario::Scenario, scenario::ScenarioError> {
+    let mut s = scenario::load(&args.scenario)?;
+    if let Some(seed) = args.seed {
+        s = s.with_seed(seed);
+    }
+    if let Some(d) = args.duration {
+        s = s.with_duration(d)?;
+    }
+    if let Some(n) = args.clients {
+        s = s.with_clients(n)?;
+    }
+    Ok(s)
+}
+
+/// Ctrl-C or SIGTERM cancels the run; the run then writes its report and exits 130.
+async fn watch_signals(interrupt: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("\ninterrupted: stopping clients and writing the report…");
+    interrupt.cancel();
+}

@@ -1,0 +1,88 @@
+//! Virtual clients: one task per client, started and stopped on the schedule of
+//! [`plan`], each running the recovery engine against the shim.
+
+mod client;
+pub mod plan;
+
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::events::EventSink;
+use crate::metrics::{Counter, Metrics};
+use crate::recovery::{self, SessionConfig};
+use crate::rng;
+use crate::scenario::Scenario;
+
+pub use client::ClientApp;
+
+/// The header that tells the shim which client a connection belongs to, so faults can
+/// target client indices rather than accept order.
+pub const CLIENT_HEADER: &str = "x-squall-client";
+
+/// Tokens that end the load in two steps.
+#[derive(Clone)]
+pub struct Stops {
+    /// Stop sending new messages; sessions then drain what is unconfirmed.
+    pub stop_sending: CancellationToken,
+    /// Stop everything now; what is still unconfirmed is counted lost.
+    pub hard: CancellationToken,
+}
+
+/// Spawns every client of `scenario` on `tracker`; they connect to `url`.
+pub fn spawn(
+    scenario: &Scenario,
+    url: &str,
+    metrics: &Metrics,
+    events: &EventSink,
+    stops: &Stops,
+    tracker: &TaskTracker,
+) {
+    let clock = metrics.clock();
+    for plan in plan::plan(&scenario.groups, scenario.duration) {
+        let group = &scenario.groups[plan.group];
+        let config = SessionConfig {
+            url: format!("{url}?client={}", plan.index),
+            headers: vec![(CLIENT_HEADER.to_string(), plan.index.to_string())],
+            subprotocols: vec![],
+            policy: group.recovery.clone(),
+            kind: group.messages.kind,
+            rng: rng::rng(scenario.seed, "backoff", u64::from(plan.index)),
+        };
+        let mut app = ClientApp {
+            index: plan.index,
+            group: plan.group,
+            messages: group.messages,
+            rng: rng::rng(scenario.seed, "client", u64::from(plan.index)),
+            metrics: metrics.clone(),
+            events: events.clone(),
+            stop: stops.stop_sending.clone(),
+            stop_at: Instant::now(),
+            next_due: None,
+            connected: false,
+            ever_connected: false,
+            highest_sent: 0,
+            dropped: 0,
+        };
+        let hard = stops.hard.clone();
+        tracker.spawn(async move {
+            for (start, stop) in plan.active {
+                tokio::select! {
+                    _ = hard.cancelled() => return,
+                    _ = app.stop.cancelled() => return,
+                    _ = sleep_until(clock.at(start)) => {}
+                }
+                app.stop_at = clock.at(stop);
+                app.schedule_from(clock.at(start));
+                app.highest_sent = 0;
+                app.metrics
+                    .record(app.group, |r| r.count(Counter::Sessions, 1));
+                let outcome = recovery::drive(config.clone(), &mut app, hard.clone()).await;
+                app.finish();
+                let lost = outcome.undelivered + std::mem::take(&mut app.dropped);
+                app.metrics
+                    .record(app.group, |r| r.count(Counter::MessagesLost, lost));
+            }
+        });
+    }
+}

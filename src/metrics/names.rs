@@ -1,0 +1,150 @@
+//! The contract names of every counter and histogram (PRODUCT.md), as enums so a typo is a
+//! compile error and every metric has exactly one spelling in the report.
+
+use serde::{Deserialize, Serialize};
+
+/// Counters a client, the shim or the server adds to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counter {
+    Sessions,
+    MessagesSent,
+    MessagesDelivered,
+    MessagesLost,
+    MessagesDuplicated,
+    Retransmits,
+    CorruptionDetected,
+    Disconnects,
+    Reconnects,
+    ReconnectFailures,
+    GaveUp,
+    ErrorsConnection,
+    ErrorsData,
+    ErrorsApplication,
+    /// Connection attempts (first connects and reconnect attempts), for the timeline.
+    ConnectAttempts,
+    /// Handshakes the target server accepted, for the timeline.
+    ServerHandshakes,
+}
+
+impl Counter {
+    pub const ALL: [Counter; 16] = [
+        Counter::Sessions,
+        Counter::MessagesSent,
+        Counter::MessagesDelivered,
+        Counter::MessagesLost,
+        Counter::MessagesDuplicated,
+        Counter::Retransmits,
+        Counter::CorruptionDetected,
+        Counter::Disconnects,
+        Counter::Reconnects,
+        Counter::ReconnectFailures,
+        Counter::GaveUp,
+        Counter::ErrorsConnection,
+        Counter::ErrorsData,
+        Counter::ErrorsApplication,
+        Counter::ConnectAttempts,
+        Counter::ServerHandshakes,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The counter's name in the report (`errors.*` live under `errors`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Sessions => "sessions",
+            Counter::MessagesSent => "messages_sent",
+            Counter::MessagesDelivered => "messages_delivered",
+            Counter::MessagesLost => "messages_lost",
+            Counter::MessagesDuplicated => "messages_duplicated",
+            Counter::Retransmits => "retransmits",
+            Counter::CorruptionDetected => "corruption_detected",
+            Counter::Disconnects => "disconnects",
+            Counter::Reconnects => "reconnects",
+            Counter::ReconnectFailures => "reconnect_failures",
+            Counter::GaveUp => "gave_up",
+            Counter::ErrorsConnection => "errors.connection",
+            Counter::ErrorsData => "errors.data",
+            Counter::ErrorsApplication => "errors.application",
+            Counter::ConnectAttempts => "connect_attempts",
+            Counter::ServerHandshakes => "server_handshakes",
+        }
+    }
+}
+
+/// Histograms, each with a fixed unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hist {
+    ReconnectLatency,
+    DetectionLatency,
+    Downtime,
+    /// From the message's intended send time to its delivery confirmed.
+    MessageRtt,
+    /// From the message's actual first send (hides coordinated omission; kept beside).
+    MessageRttUncorrected,
+    RetransmitsPerMessage,
+    AttemptsPerReconnect,
+}
+
+impl Hist {
+    pub const ALL: [Hist; 7] = [
+        Hist::ReconnectLatency,
+        Hist::DetectionLatency,
+        Hist::Downtime,
+        Hist::MessageRtt,
+        Hist::MessageRttUncorrected,
+        Hist::RetransmitsPerMessage,
+        Hist::AttemptsPerReconnect,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hist::ReconnectLatency => "reconnect_latency",
+            Hist::DetectionLatency => "detection_latency",
+            Hist::Downtime => "downtime",
+            Hist::MessageRtt => "message_rtt",
+            Hist::MessageRttUncorrected => "message_rtt_uncorrected",
+            Hist::RetransmitsPerMessage => "retransmits_per_message",
+            Hist::AttemptsPerReconnect => "attempts_per_reconnect",
+        }
+    }
+
+    /// True for histograms in microseconds; false for counts.
+    pub fn is_micros(self) -> bool {
+        !matches!(
+            self,
+            Hist::RetransmitsPerMessage | Hist::AttemptsPerReconnect
+        )
+    }
+
+    pub fn max(self) -> u64 {
+        if self.is_micros() {
+            super::histogram::MAX_MICROS
+        } else {
+            super::histogram::MAX_COUNT
+        }
+    }
+}
+
+/// Columns of the per-second timeline that recorders add to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    Connects,
+    Disconnects,
+    ConnectAttempts,
+    ServerHandshakes,
+    MessagesSent,
+    MessagesDelivered,
+    Retransmits,
+}
+
+impl Tick {
+    pub const COUNT: usize = 7;
+}

@@ -1,0 +1,92 @@
+//! The library face of the engine: open a session, send on a handle, read events.
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Application, Delivered, Next, Outcome, SessionConfig, SessionEvent};
+
+/// A handle to a running session. Dropping every handle finishes the session once all
+/// sent messages are confirmed.
+#[derive(Debug, Clone)]
+pub struct Session {
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// What a session reports: lifecycle events, confirmed deliveries, and its final outcome.
+#[derive(Debug)]
+pub struct SessionStreams {
+    pub events: mpsc::UnboundedReceiver<SessionEvent>,
+    pub delivered: mpsc::UnboundedReceiver<Delivered>,
+    /// Resolves when the session ends.
+    pub outcome: JoinHandle<Outcome>,
+}
+
+/// Why `send` did not take a message.
+#[derive(Debug, thiserror::Error)]
+#[error("the session has ended")]
+pub struct SessionClosed;
+
+impl Session {
+    /// Starts a session on the current tokio runtime. It connects in the background;
+    /// `send` queues even before the first connection is up. Cancel `token` to stop it.
+    pub fn open(config: SessionConfig, token: CancellationToken) -> (Session, SessionStreams) {
+        // The outbox does the real bounding; this channel only hands messages over.
+        let (tx, rx) = mpsc::channel(64);
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let (d_tx, delivered) = mpsc::unbounded_channel();
+        let outcome = tokio::spawn(async move {
+            let mut app = ChannelApp {
+                rx,
+                events: ev_tx,
+                delivered: d_tx,
+            };
+            super::drive(config, &mut app, token).await
+        });
+        (
+            Session { tx },
+            SessionStreams {
+                events,
+                delivered,
+                outcome,
+            },
+        )
+    }
+
+    /// Queues `payload`. Waits while the outbox is full (policy `block`); once accepted,
+    /// the session keeps it until its delivery is confirmed.
+    pub async fn send(&self, payload: impl Into<Bytes>) -> Result<(), SessionClosed> {
+        self.tx
+            .send(payload.into())
+            .await
+            .map_err(|_| SessionClosed)
+    }
+}
+
+struct ChannelApp {
+    rx: mpsc::Receiver<Bytes>,
+    events: mpsc::UnboundedSender<SessionEvent>,
+    delivered: mpsc::UnboundedSender<Delivered>,
+}
+
+impl Application for ChannelApp {
+    async fn next(&mut self) -> Next {
+        match self.rx.recv().await {
+            Some(payload) => Next::Send {
+                payload,
+                intended: Instant::now(),
+            },
+            None => Next::Finish,
+        }
+    }
+
+    fn event(&mut self, event: SessionEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn delivered(&mut self, delivered: Delivered) {
+        let _ = self.delivered.send(delivered);
+    }
+}

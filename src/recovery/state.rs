@@ -1,0 +1,97 @@
+//! The session lifecycle as seen from outside: state names and the events a session
+//! reports to its application.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Disconnect;
+use crate::scenario::ErrorClass;
+
+/// Where a session is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
+    /// Opening the TCP connection.
+    Connecting,
+    /// Upgrading to WebSocket.
+    Handshaking,
+    /// Sending what the last connection left unconfirmed.
+    Resuming,
+    /// Connected; messages flow.
+    Live,
+    /// Waiting before the next attempt.
+    BackingOff,
+    /// Ended on purpose (drained, or the application went away).
+    Closed,
+    /// Ended by a fatal error or by giving up.
+    Failed,
+}
+
+/// Something a session tells its application. Every disconnect and recovery step is one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// The state machine moved.
+    StateChanged {
+        from: StateKind,
+        to: StateKind,
+        attempt: u32,
+    },
+    /// A connection is live. `attempt` counts attempts since the session was last live.
+    Connected { attempt: u32, reconnect: bool },
+    /// A live connection ended.
+    Disconnected {
+        reason: Disconnect,
+        class: ErrorClass,
+        up_for: Duration,
+    },
+    /// An attempt failed; the next comes after `next_delay` (`None`: no next attempt).
+    AttemptFailed {
+        attempt: u32,
+        reason: Disconnect,
+        class: ErrorClass,
+        next_delay: Option<Duration>,
+    },
+    /// The session is live again after a disconnect: `downtime` from detecting the loss to
+    /// resumed, backoff included; `replayed` messages were sent again.
+    Resumed {
+        downtime: Duration,
+        attempts: u32,
+        replayed: usize,
+    },
+    /// The session stopped trying.
+    GaveUp { reason: String },
+    /// `send` overflowed the outbox and the policy dropped the oldest message.
+    Dropped { seq: u64 },
+}
+
+/// A message whose delivery was confirmed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivered {
+    pub seq: u64,
+    /// When the application meant to send it (its schedule); latency is measured from here.
+    pub intended: Instant,
+    /// When it was first written to a connection.
+    pub first_sent: Instant,
+    /// When the confirmation arrived.
+    pub confirmed: Instant,
+    /// Writes beyond the first.
+    pub retransmits: u32,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub end: End,
+    /// Messages accepted by `send` whose delivery was never confirmed.
+    pub undelivered: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum End {
+    /// The application finished and everything it sent was confirmed.
+    Drained,
+    /// Cancelled from outside (run over, Ctrl-C).
+    Cancelled,
+    /// A fatal error or the retry limits.
+    Failed(String),
+}

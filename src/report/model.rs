@@ -1,0 +1,220 @@
+//! `report.json`, the source of truth of a run: every other format renders from this
+//! model alone, so `squall report` can rebuild them from the JSON file.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::FaultSummary;
+use crate::metrics::{Counter, GroupTotals, Hist, Snapshot, Summary, TimelineRow};
+
+pub const SCHEMA: &str = "squall.report/v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema: String,
+    /// The scenario as run, every default filled in (parses back as a scenario).
+    pub scenario: serde_json::Value,
+    pub run: RunInfo,
+    pub counters: Counters,
+    pub histograms: BTreeMap<String, Summary>,
+    /// The same counters and histograms for each client group.
+    pub groups: Vec<GroupReport>,
+    /// Does `messages_sent = messages_delivered + messages_lost` hold?
+    pub delivery: Delivery,
+    pub timeline: Vec<TimelineRow>,
+    pub faults: Vec<FaultSummary>,
+    pub thresholds: Vec<ThresholdResult>,
+    /// `pass` when every threshold held and the run completed; `fail` otherwise.
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_s: f64,
+    pub seed: u64,
+    pub version: String,
+    /// Stopped by Ctrl-C or SIGTERM before the end.
+    pub interrupted: bool,
+    /// `completed`, `interrupted`, or `failed` (the harness could not go on).
+    pub status: String,
+    /// Why the run failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `I/N` when this report is one shard of a larger run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counters {
+    pub clients_connected_peak: u64,
+    pub sessions: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_lost: u64,
+    pub messages_duplicated: u64,
+    pub retransmits: u64,
+    pub corruption_detected: u64,
+    pub disconnects: u64,
+    pub reconnects: u64,
+    pub reconnect_failures: u64,
+    pub gave_up: u64,
+    pub errors: Errors,
+    /// Connection attempts, first connects included.
+    pub connect_attempts: u64,
+    /// Handshakes the built-in server accepted.
+    pub server_handshakes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Errors {
+    pub connection: u64,
+    pub data: u64,
+    pub application: u64,
+    /// Close codes seen by clients (1006 for a connection that ended without one).
+    pub close_codes: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub name: String,
+    pub counters: Counters,
+    pub histograms: BTreeMap<String, Summary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub sent: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub closes: bool,
+}
+
+/// One threshold as judged at the end of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    pub metric: String,
+    /// The expression as written: `p(99) < 3s`.
+    pub expression: String,
+    /// The measured value in the metric's unit (µs for latencies); `None` when there was
+    /// nothing to measure (an empty histogram), which fails the threshold.
+    pub value: Option<f64>,
+    pub ok: bool,
+    pub abort_on_fail: bool,
+}
+
+impl Counters {
+    pub fn from_totals(t: &GroupTotals, clients_connected_peak: u64) -> Self {
+        Counters {
+            clients_connected_peak,
+            sessions: t.counter(Counter::Sessions),
+            messages_sent: t.counter(Counter::MessagesSent),
+            messages_delivered: t.counter(Counter::MessagesDelivered),
+            messages_lost: t.counter(Counter::MessagesLost),
+            messages_duplicated: t.counter(Counter::MessagesDuplicated),
+            retransmits: t.counter(Counter::Retransmits),
+            corruption_detected: t.counter(Counter::CorruptionDetected),
+            disconnects: t.counter(Counter::Disconnects),
+            reconnects: t.counter(Counter::Reconnects),
+            reconnect_failures: t.counter(Counter::ReconnectFailures),
+            gave_up: t.counter(Counter::GaveUp),
+            errors: Errors {
+                connection: t.counter(Counter::ErrorsConnection),
+                data: t.counter(Counter::ErrorsData),
+                application: t.counter(Counter::ErrorsApplication),
+                close_codes: t
+                    .close_codes
+                    .iter()
+                    .map(|(c, n)| (c.to_string(), *n))
+                    .collect(),
+            },
+            connect_attempts: t.counter(Counter::ConnectAttempts),
+            server_handshakes: t.counter(Counter::ServerHandshakes),
+        }
+    }
+
+    /// A counter by its report name (`messages_lost`, `errors.data`).
+    pub fn get(&self, name: &str) -> Option<u64> {
+        Some(match name {
+            "clients_connected_peak" => self.clients_connected_peak,
+            "sessions" => self.sessions,
+            "messages_sent" => self.messages_sent,
+            "messages_delivered" => self.messages_delivered,
+            "messages_lost" => self.messages_lost,
+            "messages_duplicated" => self.messages_duplicated,
+            "retransmits" => self.retransmits,
+            "corruption_detected" => self.corruption_detected,
+            "disconnects" => self.disconnects,
+            "reconnects" => self.reconnects,
+            "reconnect_failures" => self.reconnect_failures,
+            "gave_up" => self.gave_up,
+            "errors.connection" => self.errors.connection,
+            "errors.data" => self.errors.data,
+            "errors.application" => self.errors.application,
+            "connect_attempts" => self.connect_attempts,
+            "server_handshakes" => self.server_handshakes,
+            _ => return None,
+        })
+    }
+}
+
+/// Every histogram of `t` by report name.
+pub fn histograms(t: &GroupTotals) -> BTreeMap<String, Summary> {
+    Hist::ALL
+        .iter()
+        .map(|h| (h.name().to_string(), Summary::of(t.hist(*h))))
+        .collect()
+}
+
+impl Report {
+    /// Builds the report body from the merged metrics; thresholds and verdict are added
+    /// by the gate.
+    pub fn build(
+        scenario: serde_json::Value,
+        run: RunInfo,
+        snap: &Snapshot,
+        faults: Vec<FaultSummary>,
+    ) -> Self {
+        let counters = Counters::from_totals(&snap.total, snap.clients_connected_peak);
+        let delivery = Delivery {
+            sent: counters.messages_sent,
+            delivered: counters.messages_delivered,
+            lost: counters.messages_lost,
+            closes: counters.messages_sent == counters.messages_delivered + counters.messages_lost,
+        };
+        let groups = snap
+            .groups
+            .iter()
+            .map(|g| GroupReport {
+                name: g.name.clone(),
+                // The peak gauge is run-wide; per group it is not measured.
+                counters: Counters::from_totals(g, 0),
+                histograms: histograms(g),
+            })
+            .collect();
+        Report {
+            schema: SCHEMA.to_string(),
+            scenario,
+            run,
+            histograms: histograms(&snap.total),
+            counters,
+            groups,
+            delivery,
+            timeline: snap.timeline.clone(),
+            faults,
+            thresholds: Vec::new(),
+            verdict: "pass".to_string(),
+        }
+    }
+
+    /// The scenario's name, as recorded.
+    pub fn name(&self) -> &str {
+        self.scenario
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("run")
+    }
+}

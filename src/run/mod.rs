@@ -1,0 +1,312 @@
+//! The story of one run: start the server and the shim, ramp the clients, run for the
+//! scenario's duration, drain, stop everything through one cancellation tree, judge the
+//! thresholds and write the report — also when interrupted or when something fails midway.
+
+mod live;
+mod resources;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::events;
+use crate::gate;
+use crate::load::{self, Stops};
+use crate::metrics::Metrics;
+use crate::report::{self, Report, ReportError, RunInfo};
+use crate::scenario::{Scenario, Target};
+use crate::shim::{Shim, ShimConfig, ShimHandle};
+use crate::target;
+
+pub use resources::ResourceError;
+
+/// How a run is carried out (beyond the scenario itself).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Parent directory of the report directory; the scenario's `report.dir` otherwise.
+    pub out: Option<PathBuf>,
+    /// Show the live status line (only on a terminal, and not with `--quiet`).
+    pub live: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunStatus {
+    Completed,
+    Interrupted,
+    /// The harness could not go on (a component failed to start, resources ran out).
+    Failed(String),
+}
+
+/// A finished run: its report, where it was written, and how it ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: Report,
+    pub dir: PathBuf,
+    pub status: RunStatus,
+}
+
+/// Why a run produced no report at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Resources(#[from] ResourceError),
+    #[error("cannot write the event log: {0}")]
+    Events(std::io::Error),
+}
+
+/// Extra time after the run's end for clients to get their last messages confirmed.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How long the reachability check of an external target may take.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long stopped components get to finish their goodbyes.
+const STOP_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Runs `scenario`. Cancelling `interrupt` (Ctrl-C) stops the run early; the report is
+/// still written and marked interrupted.
+pub async fn run(
+    scenario: Scenario,
+    opts: RunOptions,
+    interrupt: CancellationToken,
+) -> Result<RunOutcome, RunError> {
+    resources::check(&scenario)?;
+    let started_at = SystemTime::now();
+    let clock = Clock::start();
+    let parent = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| scenario.report.dir.clone());
+    let dir = report::run_dir(&parent, &scenario.name, started_at)?;
+    let (events, ledger) =
+        events::spawn_log(clock, Some(dir.join("events.jsonl"))).map_err(RunError::Events)?;
+    let metrics = Metrics::new(
+        clock,
+        scenario.groups.iter().map(|g| g.name.clone()).collect(),
+    );
+
+    let root = CancellationToken::new();
+    let services = TaskTracker::new();
+    let clients = TaskTracker::new();
+    let stops = Stops {
+        stop_sending: root.child_token(),
+        hard: root.child_token(),
+    };
+
+    let status = match start_services(&scenario, &metrics, &events, &root, &services).await {
+        Err(e) => RunStatus::Failed(e),
+        Ok((shim, url)) => {
+            load::spawn(&scenario, &url, &metrics, &events, &stops, &clients);
+            clients.close();
+            let status = drive(
+                &scenario, &opts, &metrics, &shim, &interrupt, &stops, &clients,
+            )
+            .await;
+            live::clear(opts.live);
+            status
+        }
+    };
+
+    // One tree: stopping the root stops the shim, the server and any straggler.
+    root.cancel();
+    services.close();
+    let _ = tokio::time::timeout(STOP_DEADLINE, async {
+        clients.wait().await;
+        services.wait().await;
+    })
+    .await;
+    drop(events);
+    let faults = tokio::time::timeout(STOP_DEADLINE, ledger)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+
+    let snap = metrics.snapshot();
+    let run_info = RunInfo {
+        started_at: humantime::format_rfc3339_millis(started_at).to_string(),
+        duration_s: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        seed: scenario.seed,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        interrupted: status == RunStatus::Interrupted,
+        status: match &status {
+            RunStatus::Completed => "completed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed(_) => "failed",
+        }
+        .to_string(),
+        error: match &status {
+            RunStatus::Failed(e) => Some(e.clone()),
+            _ => None,
+        },
+        shard: None,
+    };
+    let mut report = Report::build(scenario.to_json(), run_info, &snap, faults);
+    gate::judge(&mut report, &scenario.thresholds);
+    report::write_all(&dir, &report, &scenario.report.formats)?;
+    Ok(RunOutcome {
+        report,
+        dir,
+        status,
+    })
+}
+
+/// Starts the target (unless external) and the shim in front of it; returns the shim and
+/// the URL clients connect to.
+async fn start_services(
+    scenario: &Scenario,
+    metrics: &Metrics,
+    events: &events::EventSink,
+    root: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<(ShimHandle, String), String> {
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let (upstream, path) = match &scenario.target {
+        Target::Builtin(cfg) => {
+            if !scenario.server.is_empty() {
+                return Err("server faults (`server:`) are not supported yet".into());
+            }
+            let server = target::start(
+                loopback,
+                cfg,
+                Some(metrics.clone()),
+                root.child_token(),
+                tracker,
+            )
+            .await
+            .map_err(|e| format!("built-in server: {e}"))?;
+            (server.local_addr(), "/ws".to_string())
+        }
+        Target::External(ext) => {
+            let (addr, path) = external_upstream(&ext.url).await?;
+            // Fail fast and clearly rather than run every client into refused connects.
+            match tokio::time::timeout(PREFLIGHT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(format!("target {} is unreachable ({addr}): {e}", ext.url));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "target {} is unreachable ({addr}): no answer within {PREFLIGHT_TIMEOUT:?}",
+                        ext.url
+                    ));
+                }
+            }
+            (addr, path)
+        }
+    };
+    let cfg = ShimConfig {
+        listen: loopback,
+        upstream,
+        faults: scenario.faults.clone(),
+        seed: scenario.seed,
+        identify_clients: true,
+    };
+    let shim = Shim::start(
+        cfg,
+        metrics.clock(),
+        events.clone(),
+        root.child_token(),
+        tracker.clone(),
+    )
+    .await
+    .map_err(|e| format!("shim: {e}"))?;
+    let url = format!("ws://{}{}", shim.local_addr(), path);
+    Ok((shim, url))
+}
+
+/// Resolves an external `ws://` URL to the address the shim forwards to, and its path.
+async fn external_upstream(url: &str) -> Result<(SocketAddr, String), String> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("target {url}: only ws:// targets are supported yet"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    let authority = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = tokio::net::lookup_host(&authority)
+        .await
+        .map_err(|e| format!("target {url}: cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("target {url}: {authority} resolves to no address"))?;
+    let path = if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    };
+    Ok((addr, path))
+}
+
+/// Runs the clock: a sample every second, the live line, then the two-step stop.
+async fn drive(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    metrics: &Metrics,
+    shim: &ShimHandle,
+    interrupt: &CancellationToken,
+    stops: &Stops,
+    clients: &TaskTracker,
+) -> RunStatus {
+    let clock = metrics.clock();
+    let end = clock.at(scenario.duration);
+    let mut tick = tokio::time::interval_at(
+        clock.origin() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut status = live::Status::new(scenario);
+    loop {
+        tokio::select! {
+            _ = interrupt.cancelled() => {
+                stops.hard.cancel();
+                return RunStatus::Interrupted;
+            }
+            _ = tokio::time::sleep_until(end) => break,
+            _ = tick.tick() => {
+                metrics.sample_second(shim.active_faults());
+                status.show(opts.live, metrics, shim);
+            }
+        }
+    }
+    // Stop sending; give sessions time to get what is in flight confirmed.
+    stops.stop_sending.cancel();
+    let grace = scenario
+        .groups
+        .iter()
+        .map(|g| g.recovery.retransmit.ack_timeout)
+        .max()
+        .unwrap_or_default();
+    let deadline = Instant::now() + DRAIN_GRACE.max(grace);
+    loop {
+        tokio::select! {
+            _ = interrupt.cancelled() => {
+                stops.hard.cancel();
+                return RunStatus::Interrupted;
+            }
+            _ = clients.wait() => break,
+            _ = tokio::time::sleep_until(deadline) => {
+                // Whatever is still unconfirmed now is counted lost.
+                stops.hard.cancel();
+                break;
+            }
+            _ = tick.tick() => {
+                metrics.sample_second(shim.active_faults());
+                status.show(opts.live, metrics, shim);
+            }
+        }
+    }
+    RunStatus::Completed
+}

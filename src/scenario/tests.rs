@@ -1,0 +1,532 @@
+//! Scenario tests through the public API: defaults, the round trip through JSON, every
+//! invalid example under `tests/data/invalid/` and every example under `scenarios/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn parse(text: &str) -> Scenario {
+    match from_str(text, "test.yaml") {
+        Ok(scenario) => scenario,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+fn refuse(text: &str) -> ScenarioError {
+    from_str(text, "test.yaml").expect_err("should be refused")
+}
+
+/// PRODUCT.md's example, plus a bit of everything.
+const FULL: &str = r#"
+name: partition-and-herd
+seed: 7
+duration: 60s
+target:
+  builtin: { mode: stream, rate: 10/s, size: 1KiB, max_handshake_rate: 500/s }
+clients:
+  - name: eager
+    count: 2000
+    connect_rate: 500/s
+    recovery:
+      backoff: { kind: constant, initial: 250ms }
+      on_error:
+        - { close_code: "4000-4499", action: fatal }
+        - { http_status: 503, action: retry_after 5s }
+        - { class: data, action: retry }
+  - name: ramped
+    stages:
+      - { duration: 10s, target: 100 }
+      - { duration: 20s, target: 300 }
+      - { duration: 5s, target: 0 }
+    messages: { size: { min: 64B, max: 4KiB }, kind: binary }
+messages:
+  rate: 2/s
+  size: 256B
+  kind: text
+recovery:
+  backoff: { kind: exponential, initial: 100ms, max: 10s, jitter: full }
+  heartbeat: { interval: 2s, timeout: 4s }
+  retransmit: { ack_timeout: 1s, max_in_flight: 256 }
+  outbox: { max_messages: 500, max_bytes: 1MiB, overflow: drop_oldest }
+  max_attempts: 20
+  max_elapsed: 2m
+faults:
+  - { kind: latency, latency: 80ms, jitter: 40ms, direction: both, at: 5s, for: 20s }
+  - { kind: corrupt, probability: 0.0001, at: 10s, for: 5s }
+  - { kind: partition, at: 30s, for: 10s }
+  - { kind: reset, connections: 25%, at: 45s }
+  - { kind: bandwidth, rate: 64KiB/s, direction: downstream, connections: [0, 3, 7] }
+  - { kind: slicer, average_size: 128B, connections: 10, at: 1s, for: 2s }
+  - { kind: drop, probability: 1%, unit: byte, correlation: 0.5, at: 2s, for: 1s }
+  - { kind: duplicate, probability: 0.01, name: dupes, at: 3s, for: 1s }
+  - { kind: blackhole, at: 50s, for: 2s, stagger: 1s }
+  - { kind: close, at: 20s, every: 5s, for: 20s }
+  - { kind: limit_data, bytes: 4KiB, at: 40s }
+  - { kind: slow_close, at: 41s }
+server:
+  - { kind: restart, at: 50s, close_code: 1012, down_for: 2s }
+  - { kind: reject_handshakes, at: 52s, for: 3s, status: 429, retry_after: 1s, share: 50% }
+  - { kind: close, at: 55s, code: 4001, reason: bye, sessions: 10% }
+  - { kind: app_error, at: 56s, sessions: [1, 2] }
+  - { kind: stall, at: 57s, for: 1s }
+thresholds:
+  reconnect_latency: ["p(99) < 3s", { threshold: "max <= 10s", abort_on_fail: true }]
+  messages_lost: ["count == 0"]
+  errors.connection: "rate < 0.5"
+report: { dir: out, formats: [md, html, junit] }
+"#;
+
+#[test]
+fn the_smallest_scenario_gets_every_default() {
+    let scenario = parse("name: tiny\nclients: 50\n");
+    assert_eq!(scenario.name, "tiny");
+    assert_eq!(scenario.seed, 1);
+    assert_eq!(scenario.duration, secs(30));
+    assert_eq!(scenario.target, Target::Builtin(defaults::builtin_target()));
+    assert_eq!(scenario.groups.len(), 1);
+    let group = &scenario.groups[0];
+    assert_eq!(group.name, "default");
+    assert_eq!(group.load, Load::Count(50));
+    assert_eq!(group.connect_rate, None);
+    assert_eq!(group.messages, defaults::messages());
+    assert_eq!(group.recovery, defaults::recovery());
+    assert!(scenario.faults.is_empty() && scenario.server.is_empty());
+    assert!(scenario.thresholds.is_empty());
+    assert_eq!(scenario.report, defaults::report());
+}
+
+#[test]
+fn the_full_example_validates() {
+    let scenario = parse(FULL);
+    assert_eq!(scenario.duration, secs(60));
+    assert_eq!(scenario.peak_clients(), 2300);
+    let [eager, ramped] = scenario.groups.as_slice() else {
+        panic!("two groups");
+    };
+    // Top-level keys fill in what a group leaves out, key by key.
+    assert_eq!(eager.messages.rate.per_second, 2.0);
+    assert_eq!(eager.recovery.backoff.kind, BackoffKind::Constant);
+    assert_eq!(eager.recovery.backoff.initial, Duration::from_millis(250));
+    assert_eq!(eager.recovery.backoff.max, secs(10));
+    assert_eq!(eager.recovery.heartbeat.interval, secs(2));
+    assert_eq!(eager.recovery.on_error.len(), 3);
+    assert_eq!(eager.recovery.max_attempts, Some(20));
+    assert_eq!(
+        (ramped.messages.min_bytes, ramped.messages.max_bytes),
+        (64, 4096)
+    );
+    assert_eq!(ramped.messages.kind, MessageKind::Binary);
+    assert_eq!(ramped.messages.rate.per_second, 2.0);
+    assert!(ramped.recovery.on_error.is_empty());
+
+    assert_eq!(scenario.faults.len(), 12);
+    assert_eq!(scenario.faults[0].name, "latency#0");
+    assert_eq!(scenario.faults[7].name, "dupes");
+    assert_eq!(
+        scenario.faults[3].connections,
+        Connections::Share(Share(0.25))
+    );
+    assert_eq!(
+        scenario.faults[4].kind,
+        NetworkFaultKind::Bandwidth {
+            bytes_per_second: 65536
+        }
+    );
+    assert_eq!(
+        scenario.faults[5].kind,
+        NetworkFaultKind::Slicer {
+            average_size: 128,
+            size_variation: 32,
+            delay: Duration::ZERO
+        }
+    );
+    assert_eq!(
+        scenario.faults[11].kind,
+        NetworkFaultKind::SlowClose { delay: secs(1) }
+    );
+    assert_eq!(
+        scenario.server[0].kind,
+        ServerFaultKind::Restart {
+            close_code: 1012,
+            down_for: secs(2),
+            keep_sessions: true
+        }
+    );
+
+    let metrics: Vec<&str> = scenario
+        .thresholds
+        .iter()
+        .map(|t| t.metric.as_str())
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            "errors.connection",
+            "messages_lost",
+            "reconnect_latency",
+            "reconnect_latency"
+        ]
+    );
+    let max = &scenario.thresholds[3];
+    assert_eq!(
+        (max.stat, max.op, max.value, max.abort_on_fail),
+        (Stat::Max, CompareOp::Le, 10e6, true)
+    );
+
+    let formats = &scenario.report.formats;
+    assert_eq!(
+        formats,
+        &[
+            ReportFormat::Json,
+            ReportFormat::Md,
+            ReportFormat::Html,
+            ReportFormat::Junit
+        ]
+    );
+}
+
+#[test]
+fn stages_set_the_duration_when_it_is_left_out() {
+    let scenario = parse(
+        "name: ramp\nclients:\n  stages: [{ duration: 10s, target: 5 }, { duration: 5s, target: 0 }]\n",
+    );
+    assert_eq!(scenario.duration, secs(15));
+    let error =
+        refuse("name: ramp\nduration: 10s\nclients:\n  stages: [{ duration: 20s, target: 5 }]\n");
+    assert_eq!(error.path(), Some("clients.stages"));
+}
+
+#[test]
+fn normalized_json_reads_back_equal() {
+    let minimal = "name: tiny\nclients: 5\n";
+    let external = "name: ext\nclients: 5\ntarget:\n  url: wss://example.com/ws\n  protocol: echo\n  headers: { X-Tenant: acme, Authorization: Bearer x }\n  subprotocols: [chat]\n  ca_file: ca.pem\n";
+    for text in [
+        FULL,
+        minimal,
+        external,
+        include_str!("../../scenarios/quickstart.yaml"),
+    ] {
+        let scenario = parse(text);
+        let json = scenario.to_json();
+        let again = from_str(&json.to_string(), "normalized.json")
+            .unwrap_or_else(|error| panic!("{error}\n{json:#}"));
+        assert_eq!(again, scenario, "{json:#}");
+        // Pretty JSON is YAML too.
+        assert_eq!(
+            parse(&serde_json::to_string_pretty(&json).unwrap()),
+            scenario
+        );
+    }
+}
+
+#[test]
+fn normalized_json_is_humane() {
+    let json = parse(FULL).to_json();
+    assert_eq!(json["duration"], "1m");
+    assert_eq!(
+        json["clients"][0]["recovery"]["backoff"]["initial"],
+        "250ms"
+    );
+    assert_eq!(json["clients"][1]["messages"]["size"]["max"], "4KiB");
+    assert_eq!(json["faults"][3]["connections"], "25%");
+    assert_eq!(json["faults"][0]["connections"], "all");
+    assert_eq!(json["faults"][4]["rate"], "64KiB/s");
+    assert_eq!(json["thresholds"]["reconnect_latency"][0], "p(99) < 3s");
+    assert!(
+        json.get("messages").is_none(),
+        "groups carry their own messages"
+    );
+}
+
+#[test]
+fn overrides() {
+    let scenario = parse(FULL);
+    assert_eq!(scenario.clone().with_seed(99).seed, 99);
+    let shorter = scenario.clone().with_duration(secs(10)).unwrap();
+    assert_eq!(shorter.duration, secs(10));
+    assert!(scenario.clone().with_duration(Duration::ZERO).is_err());
+    assert!(
+        scenario
+            .clone()
+            .with_duration(secs(31 * 24 * 3600))
+            .is_err()
+    );
+
+    let fewer = scenario.clone().with_clients(230).unwrap();
+    assert_eq!(fewer.peak_clients(), 230);
+    assert_eq!(fewer.groups[0].load, Load::Count(200));
+    let Load::Stages(stages) = &fewer.groups[1].load else {
+        panic!("stages")
+    };
+    let targets: Vec<u32> = stages.iter().map(|s| s.target).collect();
+    assert_eq!(targets, [10, 30, 0]);
+    assert_eq!(scenario.clone().with_clients(1).unwrap().peak_clients(), 1);
+    let error = scenario.clone().with_clients(0).unwrap_err();
+    assert_eq!(error.to_string(), "--clients: must be at least 1 (got 0)");
+
+    let one = parse(
+        "name: one\nclients:\n  stages: [{ duration: 10s, target: 50 }, { duration: 10s, target: 20 }]\n",
+    );
+    let Load::Stages(stages) = &one.with_clients(500).unwrap().groups[0].load else {
+        panic!("stages")
+    };
+    assert_eq!(
+        stages.iter().map(|s| s.target).collect::<Vec<_>>(),
+        [500, 200]
+    );
+}
+
+#[test]
+fn unknown_keys_are_placed_and_suggested() {
+    let error = refuse("name: x\nclients:\n  cuont: 5\n");
+    assert_eq!(error.path(), Some("clients.cuont"));
+    assert_eq!((error.line(), error.column()), (Some(3), Some(3)));
+    assert!(
+        error.to_string().starts_with(
+            "test.yaml:3:3: clients.cuont: unknown key; did you mean `count`? (expected one of: name, count, stages, connect_rate"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn validation_errors_point_at_the_value() {
+    let error = refuse("name: x\nclients: 5\nfaults:\n  - kind: blackhole\n    for: 0s\n");
+    assert_eq!(
+        error.to_string(),
+        "test.yaml:5:10: faults[0].for: must be > 0 (got 0s)"
+    );
+    let error = refuse("name: x\nclients: 5\nduration: 60s\nfaults: [{ kind: reset, at: 70s }]\n");
+    assert_eq!(
+        error.to_string(),
+        "test.yaml:4:29: faults[0].at: 70s is after the end of the run (duration 60s)"
+    );
+    let error = refuse(
+        "name: x\nclients: 5\nfaults: [{ kind: latency, latency: 5ms, probability: 0.1 }]\n",
+    );
+    assert_eq!(
+        error.to_string(),
+        "test.yaml:3:41: faults[0].probability: not a parameter of `latency` (parameters: latency, jitter, distribution)"
+    );
+}
+
+#[test]
+fn syntax_errors_carry_a_position() {
+    let error = refuse("name: x\nclients: 5\n  oops: [\n");
+    assert!(error.line().is_some(), "{error}");
+    let error = refuse("name: x\nclients: {count: 5\n");
+    assert!(error.line().is_some(), "{error}");
+}
+
+#[test]
+fn hostile_input_is_refused_without_panic() {
+    let deep = "[".repeat(10_000);
+    let deep_maps = "a: ".repeat(5_000) + "1";
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\ni: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]\n";
+    let huge = "name: x\nclients: 99999999999999999999999999999\nseed: 1e400\n";
+    let garbage = "\u{0}\u{1}\u{7f}\u{feff}name: \u{fffd}\u{1b}[31m\n\t- : : :\n";
+    let documents = "name: x\nclients: 1\n---\nname: y\n";
+    let tagged = "name: !!binary aGVsbG8=\nclients: !custom 5\n";
+    let scalar = "just a string";
+    let list = "- 1\n- 2\n";
+    let nan = "name: x\nclients: 5\nrecovery: { backoff: { multiplier: .nan } }\nmessages: { rate: .inf/s }\n";
+    for text in [
+        deep.as_str(),
+        &deep_maps,
+        bomb,
+        huge,
+        garbage,
+        documents,
+        tagged,
+        scalar,
+        list,
+        nan,
+    ] {
+        let error = refuse(text);
+        assert!(!error.to_string().is_empty());
+    }
+    // Anchors are fine when they stay small.
+    parse("name: x\nclients: &n 5\nfaults: [{ kind: reset, connections: *n }]\n");
+}
+
+#[test]
+fn load_refuses_unreadable_files() {
+    let dir = std::env::temp_dir().join(format!("squall-scenario-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let cases: [(PathBuf, &str); 5] = [
+        (dir.join("missing.yaml"), "cannot read the file"),
+        (
+            write("binary.yaml", b"name: \xff\xfe\n"),
+            "is not UTF-8 text (invalid byte at offset 6)",
+        ),
+        (write("empty.yaml", b""), "is empty"),
+        (
+            write("comments.yaml", b"# nothing yet\n\n---\n"),
+            "is empty",
+        ),
+        (
+            write("huge.yaml", &vec![b'#'; (1 << 20) + 1]),
+            "a scenario is at most 1 MiB",
+        ),
+    ];
+    for (path, expected) in cases {
+        let error = load(&path).unwrap_err();
+        assert!(error.message().contains(expected), "{error}");
+        assert!(error.to_string().starts_with(&path.display().to_string()));
+    }
+    assert_eq!(
+        load(&write("ok.yaml", b"name: ok\nclients: 1\n"))
+            .unwrap()
+            .name,
+        "ok"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|path| {
+        path.extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+    });
+    files.sort();
+    files
+}
+
+/// Each file's first line is `# expect: <yaml.path> <line>`.
+#[test]
+fn every_invalid_example_fails_where_it_says() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/invalid");
+    let files = yaml_files(&dir);
+    assert!(files.len() >= 12, "only {} invalid examples", files.len());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# expect: "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: first line must be `# expect: <path> <line>`",
+                    file.display()
+                )
+            });
+        let (path, line) = expect.rsplit_once(' ').unwrap();
+        let line: usize = line.parse().unwrap();
+        let error = load(&file).expect_err(&file.display().to_string());
+        assert_eq!(
+            (error.path(), error.line()),
+            (Some(path), Some(line)),
+            "{}: got {error}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn every_example_scenario_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for file in yaml_files(&dir) {
+        if let Err(error) = load(&file) {
+            panic!("{error}");
+        }
+    }
+}
+
+#[test]
+fn scratch_fuzz() {
+    let mut state: u64 = 0x1234567887654321;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let pieces = [
+        ":",
+        " ",
+        "\n",
+        "-",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "&a",
+        "*a",
+        "0",
+        "-1",
+        "99999999999999999999",
+        "%",
+        "/s",
+        "ms",
+        "\t",
+        "'",
+        "\"",
+        "#",
+        "!!str",
+        "~",
+        "null",
+        ".nan",
+        "1e400",
+        "p(",
+        ")",
+        "<",
+        "==",
+        "kind: ",
+        "for: ",
+        "every: ",
+    ];
+    let base = FULL.as_bytes().to_vec();
+    for round in 0..100000 {
+        let mut text = base.clone();
+        let edits = 1 + next() % 4;
+        for _ in 0..edits {
+            let at = (next() as usize) % text.len().max(1);
+            match next() % 3 {
+                0 => {
+                    let len = (next() as usize % 8).min(text.len() - at);
+                    text.drain(at..at + len);
+                }
+                1 => {
+                    let p = pieces[next() as usize % pieces.len()];
+                    for (i, b) in p.bytes().enumerate() {
+                        text.insert(at + i, b);
+                    }
+                }
+                _ => {
+                    if at < text.len() {
+                        text[at] = (next() % 128) as u8;
+                    }
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&text);
+        let result = std::panic::catch_unwind(|| match from_str(&text, "f.yaml") {
+            Ok(scenario) => {
+                let json = scenario.to_json().to_string();
+                let again =
+                    from_str(&json, "n.json").unwrap_or_else(|e| panic!("reparse: {e}\n{json}"));
+                assert_eq!(again, scenario, "{json}");
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        });
+        if result.is_err() {
+            panic!("round {round}:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The built-in target server: a real WebSocket server over TCP, in-process for `run`.
+//!
+//! Shaped like mini-redis's `server::run`: an accept loop that hands each connection to
+//! its own task, every task on the run's tracker and watching its cancellation token.
+//! In `echo` mode each text or binary message goes back to its sender unchanged.
+
+mod connection;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::Metrics;
+use crate::scenario::{BuiltinTarget, ServerMode};
+
+/// Why the server could not start. Anything after start is an event, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the built-in server's `{0}` mode is not available yet")]
+    Unsupported(&'static str),
+}
+
+/// Server-side counts the report uses.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub accepted: AtomicU64,
+    pub handshakes: AtomicU64,
+    pub failed_handshakes: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+}
+
+/// A running built-in server.
+#[derive(Clone)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stats: Arc<ServerStats>,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+}
+
+/// Binds `addr` (use port 0 for an OS-chosen port) and serves until `token` is cancelled.
+/// With `metrics`, accepted handshakes go into the run's timeline.
+pub async fn start(
+    addr: SocketAddr,
+    config: &BuiltinTarget,
+    metrics: Option<Metrics>,
+    token: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<ServerHandle, TargetError> {
+    if let ServerMode::Stream { .. } = config.mode {
+        return Err(TargetError::Unsupported("stream"));
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| TargetError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| TargetError::Bind { addr, source })?;
+    let stats = Arc::new(ServerStats::default());
+    let handle = ServerHandle {
+        local_addr,
+        stats: stats.clone(),
+    };
+    let tasks = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = token.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    let _ = stream.set_nodelay(true);
+                    let conn = connection::Connection {
+                        stats: stats.clone(),
+                        metrics: metrics.clone(),
+                        token: token.child_token(),
+                    };
+                    tasks.spawn(conn.serve(stream));
+                }
+                // Out of descriptors or a connection reset before accept: keep serving,
+                // but do not spin while the condition lasts.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    });
+    Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::BuiltinTarget;
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+
+    fn echo() -> BuiltinTarget {
+        BuiltinTarget {
+            mode: ServerMode::Echo,
+            session_window: Duration::from_secs(30),
+            replay_buffer: 16,
+            max_handshake_rate: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn echoes_text_and_binary_and_stops_on_cancel() {
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let server = start(
+            "127.0.0.1:0".parse().unwrap(),
+            &echo(),
+            None,
+            token.clone(),
+            &tracker,
+        )
+        .await
+        .unwrap();
+        let url = format!("ws://{}/", server.local_addr());
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.send(Message::text("hello")).await.unwrap();
+        ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(vec![1u8, 2, 3])
+        );
+        assert_eq!(server.stats().handshakes.load(Ordering::Relaxed), 1);
+        token.cancel();
+        tracker.close();
+        // The server says goodbye with 1001 and every task ends.
+        let next = tokio::time::timeout(Duration::from_secs(2), ws.next())
+            .await
+            .unwrap();
+        assert!(matches!(next, Some(Ok(Message::Close(Some(ref f)))) if u16::from(f.code) == 1001));
+        tokio::time::timeout(Duration::from_secs(2), tracker.wait())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_instead_of_a_handshake_is_counted_not_fatal() {
+        use tokio::io::AsyncWriteExt;
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let server = start(
+            "127.0.0.1:0".parse().unwrap(),
+            &echo(),
+            None,
+            token.clone(),
+            &tracker,
+        )
+        .await
+        .unwrap();
+        let mut raw = tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .unwrap();
+        raw.write_all(b"\x00\xffnot http at all\r\n\r\n")
+            .await
+            .unwrap();
+        drop(raw);
+        let url = format!("ws://{}/", server.local_addr());
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.send(Message::text("still here")).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text("still here")
+        );
+        assert_eq!(server.stats().failed_handshakes.load(Ordering::Relaxed), 1);
+        token.cancel();
+    }
+}
