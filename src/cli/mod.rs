@@ -138,6 +138,13 @@ fn run_command(args: RunArgs) -> Exit {
         live: !args.quiet && std::io::stdout().is_terminal(),
     };
     let quiet = args.quiet;
+    let pending = crate::report::pending_formats(&scenario.report.formats);
+    if !pending.is_empty() {
+        eprintln!(
+            "note: {} reports are not built yet; writing report.json and report.md",
+            pending.join(" and ")
+        );
+    }
     let exit = runtime.block_on(async move {
         let interrupt = CancellationToken::new();
         tokio::spawn(watch_signals(interrupt.clone()));

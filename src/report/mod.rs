@@ -78,11 +78,23 @@ pub fn write_all(
                 &dir.join("report.md"),
                 markdown::render(report).as_bytes(),
             )?),
-            // Rendered by the reporting stage that builds them; json and md always exist.
+            // Not rendered yet: `pending_formats` names them so the user is told.
             ReportFormat::Html | ReportFormat::Junit => {}
         }
     }
     Ok(written)
+}
+
+/// Formats asked for that this version does not render yet (`write_all` skips them).
+pub fn pending_formats(formats: &[ReportFormat]) -> Vec<&'static str> {
+    formats
+        .iter()
+        .filter_map(|f| match f {
+            ReportFormat::Html => Some("html"),
+            ReportFormat::Junit => Some("junit"),
+            ReportFormat::Json | ReportFormat::Md => None,
+        })
+        .collect()
 }
 
 /// Reads a `report.json`.

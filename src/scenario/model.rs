@@ -293,7 +293,8 @@ pub struct Window {
 /// One network fault the shim applies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkFault {
-    /// Index in `faults:`; part of every RNG seed the fault uses.
+    /// Index in `faults:`, for the ledger. RNG seeds derive from `name`, which survives a
+    /// fault being left out before it.
     pub id: usize,
     /// Optional name for scoped thresholds; defaults to `<kind>#<id>`.
     pub name: String,

@@ -16,8 +16,9 @@ impl Scenario {
         self
     }
 
-    /// A new run length. Faults and stages past the new end are kept and simply never
-    /// reached, so a long scenario can be cut short for a quick check.
+    /// A new run length. A long scenario can be cut short for a quick check: faults that
+    /// would start after the new end are left out and stages are cut at it, so the
+    /// scenario recorded in the report is the one that ran (and validates again).
     pub fn with_duration(mut self, duration: Duration) -> Result<Self, ScenarioError> {
         let got = units::format_duration(duration);
         if duration.is_zero() {
@@ -30,6 +31,13 @@ impl Scenario {
             ));
         }
         self.duration = duration;
+        self.faults.retain(|f| f.window.at < duration);
+        self.server.retain(|f| f.window.at < duration);
+        for group in &mut self.groups {
+            if let Load::Stages(stages) = &mut group.load {
+                cut_stages(stages, duration);
+            }
+        }
         Ok(self)
     }
 
@@ -51,6 +59,28 @@ impl Scenario {
             set_peak(group, peak);
         }
         Ok(self)
+    }
+}
+
+/// Cuts linear stages at `end`, the stage running then ending at the count it reached.
+fn cut_stages(stages: &mut Vec<super::model::Stage>, end: Duration) {
+    let mut t = Duration::ZERO;
+    let mut from = 0u32;
+    for i in 0..stages.len() {
+        let s = stages[i];
+        if t + s.duration >= end {
+            let done = (end - t).as_secs_f64() / s.duration.as_secs_f64().max(f64::MIN_POSITIVE);
+            let reached = f64::from(from) + (f64::from(s.target) - f64::from(from)) * done.min(1.0);
+            stages[i] = super::model::Stage {
+                duration: end - t,
+                target: reached.round() as u32,
+            };
+            stages.truncate(i + 1);
+            stages.retain(|s| !s.duration.is_zero());
+            return;
+        }
+        t += s.duration;
+        from = s.target;
     }
 }
 

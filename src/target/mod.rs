@@ -25,7 +25,7 @@ pub enum TargetError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the built-in server's `{0}` mode is not available yet")]
+    #[error("the built-in server's `{0}` is not available yet")]
     Unsupported(&'static str),
 }
 
@@ -66,7 +66,10 @@ pub async fn start(
     tracker: &TaskTracker,
 ) -> Result<ServerHandle, TargetError> {
     if let ServerMode::Stream { .. } = config.mode {
-        return Err(TargetError::Unsupported("stream"));
+        return Err(TargetError::Unsupported("mode: stream"));
+    }
+    if config.max_handshake_rate.is_some() {
+        return Err(TargetError::Unsupported("max_handshake_rate"));
     }
     let listener = TcpListener::bind(addr)
         .await

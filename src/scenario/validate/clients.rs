@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use super::super::defaults::{self, limits};
-use super::super::model::{ClientGroup, Load, MessageKind, Messages, Stage};
+use super::super::model::{ClientGroup, Load, MessageKind, Messages, RecoveryPolicy, Stage};
 use super::super::path::YamlPath;
 use super::super::spec::{
-    ClientsSpec, GroupSpec, MessageKindSpec, MessagesSpec, ScenarioSpec, SizeSpec,
+    ClientsSpec, GroupSpec, MessageKindSpec, MessagesSpec, ScenarioSpec, SizeSpec, StageSpec,
 };
 use super::super::units;
 use super::{Checked, Invalid, fields, recovery};
@@ -84,7 +84,7 @@ pub fn groups(spec: &ScenarioSpec) -> Checked<Vec<ClientGroup>> {
 
 struct Base<'a> {
     messages: Messages,
-    recovery: &'a super::super::model::RecoveryPolicy,
+    recovery: &'a RecoveryPolicy,
 }
 
 fn group(path: &YamlPath, spec: &GroupSpec, base: &Base, in_list: bool) -> Checked<ClientGroup> {
@@ -144,7 +144,7 @@ fn group(path: &YamlPath, spec: &GroupSpec, base: &Base, in_list: bool) -> Check
     })
 }
 
-fn stages(path: &YamlPath, specs: &[super::super::spec::StageSpec]) -> Checked<Vec<Stage>> {
+fn stages(path: &YamlPath, specs: &[StageSpec]) -> Checked<Vec<Stage>> {
     if specs.is_empty() {
         return Err(Invalid::value(
             path,

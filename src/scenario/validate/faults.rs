@@ -13,7 +13,7 @@ use super::super::model::{
 use super::super::path::YamlPath;
 use super::super::spec::{
     ConnectionsSpec, DirectionSpec, DistributionSpec, DropUnitSpec, DurationText, FaultKindSpec,
-    FaultSpec,
+    FaultSpec, SizeText,
 };
 use super::super::units;
 use super::{Checked, Invalid, Run, fields};
@@ -205,7 +205,7 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
             NetworkFaultKind::Bandwidth { bytes_per_second }
         }
         FaultKindSpec::Slicer => {
-            let size_or = |key: &str, text: Option<&super::super::spec::SizeText>, default: u64| {
+            let size_or = |key: &str, text: Option<&SizeText>, default: u64| {
                 text.map_or(Ok(default), |text| {
                     fields::size(&path.key(key), text, limits::MESSAGE_BYTES)
                 })

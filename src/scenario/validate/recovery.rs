@@ -10,7 +10,7 @@ use super::super::spec::{
     BackoffKindSpec, BackoffSpec, CodeText, ErrorClassSpec, ErrorRuleSpec, JitterSpec,
     OverflowSpec, RecoverySpec,
 };
-use super::super::units;
+use super::super::{messages, units};
 use super::{Checked, Invalid, fields};
 
 /// `base` with every key `spec` sets applied, checked as a whole. `on_error`, a list,
@@ -255,7 +255,7 @@ fn error_action(path: &YamlPath, text: &str) -> Checked<ErrorAction> {
     }
     let word = text.split_whitespace().next().unwrap_or_default();
     let mut message = format!("unknown action {text:?}");
-    if let Some(best) = super::super::messages::suggest(word, &["retry", "fatal", "retry_after"]) {
+    if let Some(best) = messages::suggest(word, &["retry", "fatal", "retry_after"]) {
         message += &format!("; did you mean `{best}`?");
     }
     message += " (expected retry, fatal or \"retry_after 5s\")";

@@ -28,6 +28,8 @@ pub const COUNTERS: &[&str] = &[
     "errors.connection",
     "errors.data",
     "errors.application",
+    "connect_attempts",
+    "server_handshakes",
 ];
 /// Histograms in microseconds.
 pub const LATENCIES: &[&str] = &[
@@ -35,6 +37,7 @@ pub const LATENCIES: &[&str] = &[
     "detection_latency",
     "downtime",
     "message_rtt",
+    "message_rtt_uncorrected",
 ];
 /// Histograms of counts.
 pub const COUNT_HISTOGRAMS: &[&str] = &["retransmits_per_message", "attempts_per_reconnect"];

@@ -129,7 +129,9 @@ impl Plan {
                 });
             }
         };
-        let seed = rng::derive(run_seed, "shim.fault", fault.id as u64);
+        // Seeded by the fault's (unique) name, not its position, so leaving a fault out
+        // (`--duration` cuts the ones past the end) does not change the others' decisions.
+        let seed = rng::derive(run_seed, &format!("shim.fault:{}", fault.name), 0);
         Ok(Plan {
             fault: fault.clone(),
             effect,
