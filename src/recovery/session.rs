@@ -32,6 +32,31 @@ pub struct SessionClosed;
 impl Session {
     /// Starts a session on the current tokio runtime. It connects in the background;
     /// `send` queues even before the first connection is up. Cancel `token` to stop it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use squall::recovery::{Session, SessionConfig};
+    /// use squall::scenario::MessageKind;
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// let config = SessionConfig {
+    ///     url: "ws://127.0.0.1:9000/ws".into(),
+    ///     headers: vec![("authorization".into(), "Bearer t0ken".into())],
+    ///     subprotocols: vec![],
+    ///     policy: squall::scenario::defaults::recovery(),
+    ///     kind: MessageKind::Text,
+    ///     rng: squall::rng::rng(42, "backoff", 0),
+    /// };
+    /// let (session, mut streams) = Session::open(config, CancellationToken::new());
+    /// session.send("hello").await?;
+    /// drop(session); // finish once everything sent is confirmed
+    /// while let Some(event) = streams.events.recv().await {
+    ///     println!("{event:?}");
+    /// }
+    /// let outcome = streams.outcome.await?;
+    /// assert_eq!(outcome.undelivered, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn open(config: SessionConfig, token: CancellationToken) -> (Session, SessionStreams) {
         // The outbox does the real bounding; this channel only hands messages over.
         let (tx, rx) = mpsc::channel(64);

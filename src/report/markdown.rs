@@ -279,7 +279,14 @@ pub fn value_text(metric: &str, v: Option<f64>) -> String {
     }
 }
 
-/// Microseconds as a human duration: `850 µs`, `12.3 ms`, `4.56 s`.
+/// Microseconds as a human duration.
+///
+/// ```
+/// use squall::report::markdown::micros;
+/// assert_eq!(micros(850), "850 µs");
+/// assert_eq!(micros(12_345), "12.3 ms");
+/// assert_eq!(micros(4_560_000), "4.56 s");
+/// ```
 pub fn micros(us: u64) -> String {
     match us {
         0..=999 => format!("{us} µs"),
