@@ -209,6 +209,7 @@ async fn start_services(
         faults: scenario.faults.clone(),
         seed: scenario.seed,
         identify_clients: true,
+        touches: None,
     };
     let shim = Shim::start(
         cfg,

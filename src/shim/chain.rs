@@ -3,57 +3,27 @@
 //! [`Chain::sync`] runs once per chunk: when the timeline's set has not changed it costs
 //! one atomic load, so the no-fault path stays lock-free. On a change it keeps the stages
 //! of windows still open (their RNG and state go on), builds stages for new windows and
-//! drops those of closed ones.
+//! drops those of closed ones. A link with stages in place also waits on
+//! [`Chain::follow`], so a window closing (or a staggered start coming) is seen at once
+//! even on an idle connection.
 //!
-//! Touch accounting lives here, the same for every stage: the first chunk a stage sees in
-//! a window emits one `FaultTouched` for the connection (shared by both directions, so a
-//! `direction: both` fault touches a connection once), and every chunk's bytes go to the
-//! fault's `bytes_affected` counter.
+//! Touch accounting lives here, the same for every stage (see `ledger`): each stage
+//! counts the bytes it acted on; the first act counts the connection as touched (and
+//! stamps the touch board for faults that break links); when the stage goes away its
+//! bytes go to the connection's record, which emits the window's one `FaultTouched`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::Shared;
-use super::faults::{Chunk, Effect, Stage};
-use super::select::{self, Key};
+use super::conn::ConnInfo;
+use super::faults::{Chunk, Effect, Stage, StageSpec};
+use super::select;
 use super::timeline::ActiveSet;
-use crate::events::Event;
+use super::{Shared, ledger};
 use crate::scenario::Direction;
-
-/// What both directions of a connection know about it.
-#[derive(Debug)]
-pub(crate) struct ConnInfo {
-    /// Accept order.
-    pub conn: u64,
-    pub client: Option<u32>,
-    pub key: Key,
-    /// (plan, window) pairs already reported as touching this connection.
-    touched: Mutex<Vec<(usize, u32)>>,
-}
-
-impl ConnInfo {
-    pub fn new(conn: u64, client: Option<u32>) -> Self {
-        let key = client.map_or(Key::Conn(conn), Key::Client);
-        Self {
-            conn,
-            client,
-            key,
-            touched: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// True the first time a window of a fault touches this connection.
-    fn first_touch(&self, plan: usize, window: u32) -> bool {
-        let mut seen = self.touched.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.contains(&(plan, window)) {
-            return false;
-        }
-        seen.push((plan, window));
-        true
-    }
-}
 
 pub(crate) struct Chain<'a> {
     shared: &'a Shared,
@@ -72,8 +42,13 @@ struct Applied {
     plan: usize,
     window: u32,
     action: &'static str,
+    /// The first act stamps the touch board.
+    stamps: bool,
     stage: Box<dyn Stage>,
-    touched: bool,
+    /// Acted at least once on this direction.
+    acted: bool,
+    /// Bytes acted on, on this direction.
+    bytes: u64,
 }
 
 impl<'a> Chain<'a> {
@@ -108,6 +83,23 @@ impl<'a> Chain<'a> {
         self.rebuild(&set, now);
     }
 
+    /// Waits for the timeline to change or a staggered start to come, then catches up.
+    /// Cancel-safe: nothing happens unless it completes.
+    pub async fn follow(&mut self) {
+        let pending = self.pending;
+        let far = || Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let live = tokio::select! {
+            r = self.rx.changed() => r.is_ok(),
+            () = tokio::time::sleep_until(pending.unwrap_or_else(far)), if pending.is_some() => true,
+        };
+        if !live {
+            // The shim is going away; the run's cancellation ends the link.
+            std::future::pending::<()>().await;
+        }
+        let set = self.rx.borrow_and_update().clone();
+        self.rebuild(&set, Instant::now());
+    }
+
     fn rebuild(&mut self, set: &ActiveSet, now: Instant) {
         self.pending = None;
         let mut old = std::mem::take(&mut self.stages);
@@ -130,14 +122,28 @@ impl<'a> Chain<'a> {
                 .position(|a| a.plan == open.plan && a.window == open.window);
             self.stages.push(match kept {
                 Some(i) => old.swap_remove(i),
-                None => Applied {
-                    plan: open.plan,
-                    window: open.window,
-                    action: spec.action(),
-                    stage: spec.build(plan.link_rng(open.window, self.dir, self.info.conn)),
-                    touched: false,
-                },
+                None => {
+                    self.info.touches.hold(open.plan, open.window);
+                    let rng =
+                        plan.link_rng(open.window, self.dir, self.info.key, self.info.ordinal);
+                    // A blackhole stamped the connections open at its start already (see
+                    // `blackhole::window_opened`); a later one is cut from its first byte.
+                    let stamped =
+                        matches!(spec, StageSpec::Blackhole) && self.info.since <= open.opened;
+                    Applied {
+                        plan: open.plan,
+                        window: open.window,
+                        action: spec.action(),
+                        stamps: spec.breaks() && !stamped,
+                        stage: spec.build(rng),
+                        acted: false,
+                        bytes: 0,
+                    }
+                }
             });
+        }
+        for gone in old {
+            self.release(gone);
         }
     }
 
@@ -151,8 +157,9 @@ impl<'a> Chain<'a> {
         input.push(chunk);
         for applied in &mut self.stages {
             for c in input.drain(..) {
-                touch(self.shared, self.info, applied, c.data.len());
-                applied.stage.push(c, &mut output);
+                if let Some(bytes) = applied.stage.push(c, &mut output) {
+                    acted(self.shared, self.info, applied, bytes);
+                }
             }
             std::mem::swap(&mut input, &mut output);
         }
@@ -160,30 +167,68 @@ impl<'a> Chain<'a> {
         self.scratch = (input, output);
     }
 
-    /// The source ended at `at`: when the end of stream may follow, per the stages.
-    pub fn finish(&mut self, at: Instant) -> Instant {
-        self.stages.iter_mut().fold(at, |t, a| a.stage.finish(t))
+    /// The source ended at `at`: when the end of stream may follow, per the stages;
+    /// `None` while a stage holds it.
+    pub fn finish(&mut self, at: Instant) -> Option<Instant> {
+        let mut t = at;
+        for applied in &mut self.stages {
+            let next = applied.stage.finish(t);
+            if next != Some(t) {
+                acted(self.shared, self.info, applied, 0);
+            }
+            t = next?;
+        }
+        Some(t)
+    }
+
+    /// A stage has ended the connection (see `Stage::closes`).
+    pub fn closes(&self) -> bool {
+        self.stages.iter().any(|a| a.stage.closes())
+    }
+
+    /// The most bytes the link may hold while these stages are in place.
+    pub fn queue_limit(&self) -> Option<usize> {
+        self.stages
+            .iter()
+            .filter_map(|a| a.stage.queue_limit())
+            .min()
+    }
+
+    fn release(&self, applied: Applied) {
+        let total = self
+            .info
+            .touches
+            .release(applied.plan, applied.window, applied.bytes);
+        if let Some(bytes) = total {
+            ledger::emit(
+                self.shared,
+                applied.plan,
+                self.info.conn,
+                self.info.client,
+                applied.action,
+                bytes,
+            );
+        }
     }
 }
 
-fn touch(shared: &Shared, info: &ConnInfo, applied: &mut Applied, bytes: usize) {
+impl Drop for Chain<'_> {
+    /// The connection ended (or the run did): its windows report now.
+    fn drop(&mut self) {
+        for applied in std::mem::take(&mut self.stages) {
+            self.release(applied);
+        }
+    }
+}
+
+fn acted(shared: &Shared, info: &ConnInfo, applied: &mut Applied, bytes: usize) {
     shared.stats.affected(applied.plan, bytes);
-    if applied.touched {
+    applied.bytes += bytes as u64;
+    if applied.acted {
         return;
     }
-    applied.touched = true;
-    if !info.first_touch(applied.plan, applied.window) {
-        return;
+    applied.acted = true;
+    if info.touches.first_act(applied.plan, applied.window) {
+        ledger::first_act(shared, applied.plan, info.client, applied.stamps);
     }
-    shared.stats.touched(applied.plan);
-    let p = &shared.plans[applied.plan];
-    shared.events.emit(Event::FaultTouched {
-        fault: p.fault.id,
-        name: p.fault.name.clone(),
-        kind: p.kind().to_string(),
-        conn: info.conn,
-        client: info.client,
-        action: applied.action.to_string(),
-        bytes: bytes as u64,
-    });
 }

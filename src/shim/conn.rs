@@ -1,10 +1,13 @@
-//! One proxied connection, from accept to close: learn the client, dial the server, run
-//! both directions, and die the way a fault or a broken side says.
+//! One proxied connection, from accept to close: learn the client, turn it away if a
+//! partition covers it, dial the server, run both directions, and die the way a fault or
+//! a broken side says.
 //!
 //! One task per connection; its two [`Link`]s run inside it, borrowing the two sockets, so
 //! when they stop the task still owns the sockets and can choose how to close them: a
 //! normal close (FIN), or an abort (RST) when a fault resets the connection or one side
-//! broke — a reset on one side is passed on as a reset to the other.
+//! broke — a reset on one side is passed on as a reset to the other. A fault that closes
+//! a direction (`close`, `limit_data`) tells that direction's link through [`ConnInfo`];
+//! the link sends the FIN itself, so the other direction can go on flowing.
 
 use std::io;
 use std::sync::Arc;
@@ -12,19 +15,73 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::Shared;
-use super::chain::ConnInfo;
-use super::faults::reset;
+use super::faults::{partition, reset};
 use super::identify::{self, HEAD_TIMEOUT, Head};
+use super::ledger::{self, Touches};
 use super::link::Link;
 use super::registry::Kill;
+use super::select::Key;
 use crate::scenario::Direction;
 
 /// How long dialing the server may take before the client is turned away.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What both directions of a connection know about it.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    /// Accept order.
+    pub conn: u64,
+    pub client: Option<u32>,
+    pub key: Key,
+    /// Connections of this client the shim saw before this one (0: the first), so a
+    /// client's n-th connection draws the same decisions in every run.
+    pub ordinal: u32,
+    /// The fault windows acting on this connection, for the ledger.
+    pub touches: Touches,
+    /// When the shim started forwarding it.
+    pub since: Instant,
+    /// Cancelled when a fault closes that direction: [upstream, downstream].
+    stop: [CancellationToken; 2],
+}
+
+impl ConnInfo {
+    pub fn new(conn: u64, client: Option<u32>, ordinal: u32) -> Self {
+        Self {
+            conn,
+            client,
+            key: client.map_or(Key::Conn(conn), Key::Client),
+            ordinal,
+            touches: Touches::default(),
+            since: Instant::now(),
+            stop: Default::default(),
+        }
+    }
+
+    /// The token that tells the link of direction `dir` (upstream or downstream) to close.
+    pub fn stop(&self, dir: Direction) -> &CancellationToken {
+        match dir {
+            Direction::Downstream => &self.stop[1],
+            _ => &self.stop[0],
+        }
+    }
+
+    /// Closes the direction(s) `dir` with a FIN; false if they were closed already.
+    pub fn close(&self, dir: Direction) -> bool {
+        let mut closed = false;
+        for d in [Direction::Upstream, Direction::Downstream] {
+            if (dir == Direction::Both || dir == d) && !self.stop(d).is_cancelled() {
+                self.stop(d).cancel();
+                closed = true;
+            }
+        }
+        closed
+    }
+}
 
 /// How forwarding ended.
 enum End {
@@ -46,12 +103,38 @@ pub(crate) async fn serve(
 ) {
     let _open = shared.stats.open_guard();
     let _ = client.set_nodelay(true);
-    let opened = tokio::select! {
-        _ = token.cancelled() => return,
-        r = open(&shared, &mut client) => r,
+    // Known before the head only when the shim does not read heads; a partition over
+    // every connection refuses without waiting for one either way.
+    let early = (!shared.identify_clients).then_some(Key::Conn(conn));
+    if refused(&shared, &client, conn, early) {
+        return;
+    }
+    let head = if shared.identify_clients {
+        let read = tokio::select! {
+            _ = token.cancelled() => return,
+            r = identify::read_head(&mut client, HEAD_TIMEOUT) => r,
+        };
+        match read {
+            Ok(head) => head,
+            Err(e) => {
+                debug!(conn, error = %e, "shim: reading the head failed");
+                reset::rst(&client);
+                return;
+            }
+        }
+    } else {
+        Head::default()
     };
-    let (mut upstream, head) = match opened {
-        Ok(pair) => pair,
+    let key = head.client.map_or(Key::Conn(conn), Key::Client);
+    if early.is_none() && refused(&shared, &client, conn, Some(key)) {
+        return;
+    }
+    let dialed = tokio::select! {
+        _ = token.cancelled() => return,
+        r = dial(&shared) => r,
+    };
+    let mut upstream = match dialed {
+        Ok(upstream) => upstream,
         Err(e) => {
             debug!(conn, error = %e, "shim: could not open the upstream side");
             // Refused like the server itself would be, not a clean close the client
@@ -60,8 +143,12 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let info = ConnInfo::new(conn, head.client);
-    let (_registration, kill) = shared.registry.insert(conn, info.key);
+    let info = Arc::new(ConnInfo::new(
+        conn,
+        head.client,
+        shared.registry.ordinal(key),
+    ));
+    let (_registration, kill) = shared.registry.insert(info.clone());
     let end = forward(
         &shared,
         &info,
@@ -82,18 +169,27 @@ pub(crate) async fn serve(
     }
 }
 
-/// Reads the head (when identifying clients) and dials the server.
-async fn open(shared: &Shared, client: &mut TcpStream) -> io::Result<(TcpStream, Head)> {
-    let head = if shared.identify_clients {
-        identify::read_head(client, HEAD_TIMEOUT).await?
-    } else {
-        Head::default()
+/// Turns the client away with an RST if a partition covers it (`key` unknown yet: only a
+/// partition over every connection does); true if it did.
+fn refused(shared: &Shared, client: &TcpStream, conn: u64, key: Option<Key>) -> bool {
+    let Some(plan) = partition::refusing(shared, key) else {
+        return false;
     };
+    reset::rst(client);
+    let index = match key {
+        Some(Key::Client(i)) => Some(i),
+        _ => None,
+    };
+    ledger::instant(shared, plan, conn, index, "refused");
+    true
+}
+
+async fn dial(shared: &Shared) -> io::Result<TcpStream> {
     let upstream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(shared.upstream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "dialing the upstream timed out"))??;
     upstream.set_nodelay(true)?;
-    Ok((upstream, head))
+    Ok(upstream)
 }
 
 /// Runs both directions until they end, a fault kills the connection, or the run ends.

@@ -2,19 +2,29 @@
 //!
 //! Two paths:
 //! - **fast**: no fault on this link and nothing queued. Read into one reused buffer and
-//!   write it straight on: no allocation, no timer, one atomic load per chunk to notice
-//!   the timeline changing.
+//!   write it straight on: no allocation, no timer; per chunk, one atomic load to notice
+//!   the timeline changing and one poll of the connection's close signal (an uncontended
+//!   per-connection lock, as the connection task's own cancellation check).
 //! - **faulted**: each chunk is copied out, stamped with its arrival, passed through the
 //!   [`Chain`] of stages and queued until due. Reading goes on while chunks wait, so
 //!   delays count from each chunk's arrival; a chunk is never written before an earlier
-//!   one (`due` is raised to the previous chunk's). The link goes back to the fast path
-//!   only once the queue is empty, so the switch never reorders data.
+//!   one (`due` is raised to the previous chunk's). The link also follows the timeline
+//!   while it waits, so a window closing is seen even when no data comes. The link goes
+//!   back to the fast path only once the queue is empty, so the switch never reorders
+//!   data.
 //!
-//! The queue holds at most [`MAX_QUEUED`] bytes; beyond that the link stops reading and
-//! TCP backpressure reaches the sender, as it would on a slow real link.
+//! The queue holds at most [`MAX_QUEUED`] bytes (less if a stage says so: bandwidth);
+//! beyond that the link stops reading and TCP backpressure reaches the sender, as it
+//! would on a slow real link.
 //!
 //! End of stream: the FIN is passed on (write half shut down) after every queued byte,
-//! and the other direction keeps flowing — half-closed connections work.
+//! when the stages let it (slow_close delays it, a blackhole holds it while open), and
+//! the other direction keeps flowing — half-closed connections work.
+//!
+//! Closed by a fault (`close`, `limit_data`; see `ConnInfo::close`): whatever is still
+//! queued is dropped, the FIN goes at once, and the source is read and discarded until it
+//! ends (at most [`DRAIN`]), so the peer that keeps writing is not blocked on full
+//! buffers nor answered with a reset.
 
 use std::collections::VecDeque;
 use std::io;
@@ -25,7 +35,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::Shared;
-use super::chain::{Chain, ConnInfo};
+use super::chain::Chain;
+use super::conn::ConnInfo;
 use super::faults::Chunk;
 use crate::scenario::Direction;
 
@@ -34,12 +45,15 @@ use crate::scenario::Direction;
 pub(crate) const BUF_SIZE: usize = 8 * 1024;
 /// Bytes a faulted link holds before it stops reading.
 pub(crate) const MAX_QUEUED: usize = 1024 * 1024;
+/// How long a link closed by a fault keeps discarding what its source still sends.
+pub(crate) const DRAIN: Duration = Duration::from_secs(10);
 
 pub(crate) struct Link<'a, R, W> {
     reader: R,
     writer: W,
     dir: Direction,
     shared: &'a Shared,
+    info: &'a ConnInfo,
     chain: Chain<'a>,
     buf: Box<[u8]>,
     queue: VecDeque<Chunk>,
@@ -47,8 +61,12 @@ pub(crate) struct Link<'a, R, W> {
     /// The chunk being written and how much of it is written.
     current: Option<(Bytes, usize)>,
     last_due: Option<Instant>,
-    /// Set once the source ended: when the FIN may follow.
+    /// When the source ended.
+    eof: Option<Instant>,
+    /// When the FIN may follow, once the source ended; `None` while a stage holds it.
     fin_at: Option<Instant>,
+    /// A stage ended the connection: close it once the queue is written.
+    closing: bool,
     /// Scratch for the chain's output.
     out: Vec<Chunk>,
 }
@@ -69,13 +87,16 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
             writer,
             dir,
             shared,
+            info,
             chain: Chain::new(shared, info, dir),
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             queue: VecDeque::new(),
             queued: 0,
             current: None,
             last_due: None,
+            eof: None,
             fin_at: None,
+            closing: false,
             out: Vec::new(),
         };
         if !first.is_empty() {
@@ -84,47 +105,72 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
         link
     }
 
-    /// Forwards until the source ends and the FIN is passed on. An error means one side
-    /// broke (reset, write to a closed socket): the connection should be aborted.
+    /// Forwards until the source ends and the FIN is passed on, or a fault closes this
+    /// direction. An error means one side broke (reset, write to a closed socket): the
+    /// connection should be aborted.
     pub async fn run(mut self) -> io::Result<()> {
+        // Registered once: polling it again per chunk is a check, not a new waiter.
+        let stopped = self.info.stop(self.dir).clone().cancelled_owned();
+        tokio::pin!(stopped);
         loop {
             if self.chain.is_empty() && self.idle() {
-                let n = self.reader.read(&mut self.buf).await?;
+                let n = tokio::select! {
+                    biased;
+                    () = &mut stopped => return self.close().await,
+                    r = self.reader.read(&mut self.buf) => r?,
+                };
                 let now = Instant::now();
                 self.chain.sync(now);
                 if self.chain.is_empty() {
                     if n == 0 {
                         return self.writer.shutdown().await;
                     }
-                    self.writer.write_all(&self.buf[..n]).await?;
+                    tokio::select! {
+                        biased;
+                        () = &mut stopped => return self.close().await,
+                        r = self.writer.write_all(&self.buf[..n]) => r?,
+                    }
                     self.shared.stats.add_bytes(self.dir, n);
                     continue;
                 }
                 self.read_done(n, now);
-            } else if self.step().await? {
-                return Ok(());
+            } else {
+                let fin_passed = tokio::select! {
+                    biased;
+                    () = &mut stopped => return self.close().await,
+                    r = self.step() => r?,
+                };
+                if fin_passed {
+                    return Ok(());
+                }
             }
         }
     }
 
     fn idle(&self) -> bool {
-        self.queue.is_empty() && self.current.is_none() && self.fin_at.is_none()
+        self.queue.is_empty() && self.current.is_none() && self.eof.is_none() && !self.closing
     }
 
-    /// One event of the faulted path: a write, a chunk coming due, or a read. True once
-    /// the FIN is passed on.
+    /// One event of the faulted path: a write, a chunk coming due, the timeline changing,
+    /// or a read. True once the FIN is passed on.
     async fn step(&mut self) -> io::Result<bool> {
         let wake = match (&self.current, self.queue.front()) {
             (Some(_), _) => None,
             (None, Some(front)) => Some(front.due),
+            (None, None) if self.closing => Some(Instant::now()),
             (None, None) => self.fin_at,
         };
         let pending: &[u8] = match &self.current {
             Some((data, written)) => &data[*written..],
             None => &[],
         };
-        let can_read = self.fin_at.is_none() && self.queued < MAX_QUEUED;
-        // Writes first, then due chunks, then reads: drain before taking more in.
+        let limit = self
+            .chain
+            .queue_limit()
+            .map_or(MAX_QUEUED, |l| l.min(MAX_QUEUED));
+        let can_read = self.eof.is_none() && self.queued < limit;
+        // Writes first, then due chunks, then the timeline, then reads: drain before
+        // taking more in.
         tokio::select! {
             biased;
             r = self.writer.write(pending), if !pending.is_empty() => {
@@ -148,12 +194,18 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                             self.current = Some((chunk.data, 0));
                         }
                     }
+                    // Everything the closing stage let through is written: the run loop
+                    // sees the stop and closes this direction, the other link its own.
+                    None if self.closing => {
+                        self.info.close(Direction::Both);
+                    }
                     None => {
                         self.writer.shutdown().await?;
                         return Ok(true);
                     }
                 }
             }
+            () = self.chain.follow() => self.refresh_fin(),
             r = self.reader.read(&mut self.buf), if can_read => {
                 let n = r?;
                 let now = Instant::now();
@@ -167,23 +219,25 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
     /// Handles a read of `n` bytes (0: end of stream) on the faulted path.
     fn read_done(&mut self, n: usize, now: Instant) {
         if n == 0 {
-            let fin = self.chain.finish(now);
-            self.fin_at = Some(self.last_due.map_or(fin, |last| fin.max(last)));
+            self.eof = Some(now);
+            self.refresh_fin();
         } else {
             self.arrive(Bytes::copy_from_slice(&self.buf[..n]), now);
         }
     }
 
+    /// After the source ended: when the FIN may follow, per the stages in place now.
+    fn refresh_fin(&mut self) {
+        let Some(eof) = self.eof else {
+            return;
+        };
+        let fin = self.chain.finish(eof);
+        self.fin_at = fin.map(|f| self.last_due.map_or(f, |last| f.max(last)));
+    }
+
     /// Passes a chunk through the stages and queues what comes out, in order.
     fn arrive(&mut self, data: Bytes, now: Instant) {
-        self.chain.push(
-            Chunk {
-                data,
-                arrival: now,
-                due: now,
-            },
-            &mut self.out,
-        );
+        self.chain.push(Chunk::new(data, now), &mut self.out);
         for mut chunk in self.out.drain(..) {
             if let Some(last) = self.last_due {
                 chunk.due = chunk.due.max(last);
@@ -192,6 +246,29 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
             self.queued += chunk.data.len();
             self.queue.push_back(chunk);
         }
+        // A closing stage passes nothing more, so the queue now ends where it cut.
+        self.closing = self.closing || self.chain.closes();
+    }
+
+    /// This direction was closed by a fault: FIN now, then discard the source.
+    async fn close(&mut self) -> io::Result<()> {
+        self.queue.clear();
+        self.queued = 0;
+        self.current = None;
+        // The peer may be gone already; there is no one left to tell.
+        let _ = self.writer.shutdown().await;
+        if self.eof.is_some() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + DRAIN;
+        while let Ok(Ok(n)) =
+            tokio::time::timeout_at(deadline, self.reader.read(&mut self.buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -253,7 +330,7 @@ mod tests {
                 got.push((t0.elapsed(), buf[..n].to_vec()));
             }
         });
-        let info = ConnInfo::new(0, Some(0));
+        let info = ConnInfo::new(0, Some(0), 0);
         Link::new(src, dst, Direction::Upstream, &shared, &info, Vec::new())
             .run()
             .await

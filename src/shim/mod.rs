@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - `mod.rs`: the API ([`Shim::start`], [`ShimHandle`]) and the accept loop.
-//! - `conn`: one proxied connection: identify the client, dial, forward, close or abort.
+//! - `conn`: one proxied connection: identify the client, refuse it during a partition,
+//!   dial, forward, close or abort.
 //! - `identify`: the client index from the upgrade head's `x-squall-client` header.
 //! - `link`: one direction of a connection: the no-fault fast path and the fault queue.
 //! - `chain`: the fault stages active on one link, kept in step with the timeline.
@@ -13,6 +14,8 @@
 //! - `select`: which connections (clients) a fault touches.
 //! - `registry`: the open connections, for faults that hit them at a moment.
 //! - `faults`: the seam every fault kind plugs into, one file per kind.
+//! - `ledger`: `FaultTouched` events (one per connection per window, exact bytes) and
+//!   the touch board.
 //! - `stats`: live counters.
 //!
 //! # Promises
@@ -22,12 +25,14 @@
 //!   choice derives from the run seed, the fault id and the connection or firing, so the
 //!   same seed replays the same decisions and no two connections share a stream.
 //! - Delays count from each chunk's arrival and never reorder a stream.
-//! - Kinds not built yet are refused at [`Shim::start`] with [`ShimError::Unsupported`].
+//! - A connection no fault acts on forwards with no per-chunk allocation.
+//! - Faults the shim cannot apply are refused at [`Shim::start`], never skipped.
 
 mod chain;
 mod conn;
 mod faults;
 mod identify;
+mod ledger;
 mod link;
 mod registry;
 mod select;
@@ -54,6 +59,7 @@ pub use stats::{FaultStats, ShimStats};
 use crate::clock::Clock;
 use crate::events::EventSink;
 use crate::scenario::NetworkFault;
+use crate::touch::TouchBoard;
 use faults::Plan;
 use registry::Registry;
 use stats::Counters;
@@ -77,6 +83,12 @@ pub struct ShimConfig {
     /// `x-squall-client: <n>` header (so `connections: [3, 7]` and shares pick clients, not
     /// accept order). Off for arbitrary TCP protocols (the standalone proxy later).
     pub identify_clients: bool,
+    /// Where faults stamp the time they first break an identified client's link (reset,
+    /// close, limit_data closing, a blackhole or partition starting, the first chunk
+    /// dropped, corrupted or duplicated), so clients time their detection from the
+    /// fault. Not for faults that only slow a link (latency, bandwidth, slicer,
+    /// slow_close).
+    pub touches: Option<Arc<TouchBoard>>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -120,13 +132,10 @@ impl Shim {
             addr: cfg.listen,
             source,
         })?;
-        let shared = Arc::new(Shared::new(
-            plans,
-            cfg.upstream,
-            cfg.identify_clients,
-            clock,
-            events,
-        ));
+        let shared = Arc::new(
+            Shared::new(plans, cfg.upstream, cfg.identify_clients, clock, events)
+                .with_touches(cfg.touches),
+        );
         timeline::spawn(&shared, &token, &tracker);
         tracker.spawn(accept_loop(
             listener,
@@ -184,6 +193,7 @@ pub(crate) struct Shared {
     pub identify_clients: bool,
     pub clock: Clock,
     pub events: EventSink,
+    pub touches: Option<Arc<TouchBoard>>,
     pub registry: Registry,
     pub stats: Counters,
     /// The open windows; links watch it, the timeline writes it.
@@ -209,10 +219,16 @@ impl Shared {
             identify_clients,
             clock,
             events,
+            touches: None,
             registry: Registry::default(),
             stats,
             active: watch::Sender::new(Arc::new(ActiveSet::default())),
         }
+    }
+
+    pub fn with_touches(mut self, touches: Option<Arc<TouchBoard>>) -> Self {
+        self.touches = touches;
+        self
     }
 }
 

@@ -30,8 +30,8 @@ pub struct FaultStats {
     /// Connection-windows touched: a connection counts once per window (once per firing
     /// for instantaneous faults), as its `FaultTouched` events do.
     pub touches: u64,
-    /// Bytes that went through the fault (for `latency`: bytes delayed). `FaultTouched`
-    /// events only carry the bytes of the first chunk, so this is the total.
+    /// Bytes the fault acted on so far (delayed, throttled, dropped, corrupted, …), live.
+    /// The ledger reaches the same total once every window has reported.
     pub bytes_affected: u64,
 }
 

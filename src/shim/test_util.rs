@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ use super::select::Members;
 use super::timeline::Open;
 use super::{Shared, Shim, ShimConfig, ShimHandle};
 use crate::clock::Clock;
-use crate::events::{EventSink, FaultSummary, spawn_log};
+use crate::events::{EventSink, FaultSummary, Record, spawn_log};
 use crate::scenario::{Connections, Direction, NetworkFault, NetworkFaultKind, Window};
+use crate::touch::TouchBoard;
 
 /// Bounds every wait in a test, so a bug fails the test instead of hanging it.
 pub(crate) const LIMIT: Duration = Duration::from_secs(5);
@@ -62,45 +64,162 @@ pub(crate) async fn echo_server() -> SocketAddr {
     addr
 }
 
-/// A shim started the way `run` starts it, with an event log folding into a ledger.
+/// Clients the harness's touch board has room for.
+pub(crate) const BOARD_CLIENTS: usize = 64;
+
+/// What a [`recording_server`] saw on one of its connections.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Saw {
+    Data(Vec<u8>),
+    /// A normal end of stream (FIN).
+    Eof,
+    Error(io::ErrorKind),
+}
+
+/// A server that never writes and reports every read of every connection, in order:
+/// (connection number, when, what).
+pub(crate) async fn recording_server() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(usize, Instant, Saw)>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (tx, conn) = (tx.clone(), n);
+            n += 1;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let saw = match s.read(&mut buf).await {
+                        Ok(0) => Saw::Eof,
+                        Ok(k) => Saw::Data(buf[..k].to_vec()),
+                        Err(e) => Saw::Error(e.kind()),
+                    };
+                    let last = !matches!(saw, Saw::Data(_));
+                    if tx.send((conn, Instant::now(), saw)).is_err() || last {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Collects what a [`recording_server`] saw until the first connection ends (or `LIMIT`
+/// passes): the bytes it read, and how it ended with when.
+pub(crate) async fn until_end(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, Instant, Saw)>,
+) -> (Vec<u8>, Option<(Instant, Saw)>) {
+    let mut data = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    while let Ok(Some((_, at, saw))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        match saw {
+            Saw::Data(d) => data.extend_from_slice(&d),
+            end => return (data, Some((at, end))),
+        }
+    }
+    (data, None)
+}
+
+/// Reads what arrives on `s` within `wait`: the bytes, and whether the stream ended
+/// (`Some(Ok)` on FIN, `Some(Err)` on an error).
+pub(crate) async fn read_for(
+    s: &mut TcpStream,
+    wait: Duration,
+) -> (Vec<u8>, Option<io::Result<()>>) {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (got, None),
+            Ok(Ok(0)) => return (got, Some(Ok(()))),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => return (got, Some(Err(e))),
+        }
+    }
+}
+
+/// A shim started the way `run` starts it, with an event log folding into a ledger and a
+/// touch board.
 pub(crate) struct Harness {
     pub handle: ShimHandle,
+    pub board: Arc<TouchBoard>,
+    pub clock: Clock,
     token: CancellationToken,
     tracker: TaskTracker,
     ledger: JoinHandle<Vec<FaultSummary>>,
+    log: Option<PathBuf>,
 }
 
 impl Harness {
     /// Numbers the faults in order (`id`, `<kind>#<id>`) and starts a shim in front of
     /// `upstream`.
     pub async fn start(
+        faults: Vec<NetworkFault>,
+        seed: u64,
+        upstream: SocketAddr,
+        identify: bool,
+    ) -> Self {
+        Self::start_inner(faults, seed, upstream, identify, None).await
+    }
+
+    /// As [`Harness::start`], also writing `events.jsonl` to a temporary file that
+    /// [`Harness::stop_with_events`] reads back.
+    pub async fn start_logged(
+        faults: Vec<NetworkFault>,
+        seed: u64,
+        upstream: SocketAddr,
+        identify: bool,
+    ) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "squall-shim-{}-{}.jsonl",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        Self::start_inner(faults, seed, upstream, identify, Some(path)).await
+    }
+
+    async fn start_inner(
         mut faults: Vec<NetworkFault>,
         seed: u64,
         upstream: SocketAddr,
         identify: bool,
+        log: Option<PathBuf>,
     ) -> Self {
         for (i, f) in faults.iter_mut().enumerate() {
             f.id = i;
             f.name = format!("{}#{i}", f.kind.name());
         }
         let clock = Clock::start();
-        let (events, ledger) = spawn_log(clock, None).unwrap();
+        let (events, ledger) = spawn_log(clock, log.clone()).unwrap();
         let (token, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let board = Arc::new(TouchBoard::new(BOARD_CLIENTS));
         let cfg = ShimConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             upstream,
             faults,
             seed,
             identify_clients: identify,
+            touches: Some(board.clone()),
         };
         let handle = Shim::start(cfg, clock, events, token.clone(), tracker.clone())
             .await
             .unwrap();
         Self {
             handle,
+            board,
+            clock,
             token,
             tracker,
             ledger,
+            log,
         }
     }
 
@@ -119,12 +238,28 @@ impl Harness {
 
     /// Shuts down and returns the fault ledger.
     pub async fn stop(self) -> Vec<FaultSummary> {
+        self.stop_with_events().await.0
+    }
+
+    /// Shuts down; the fault ledger and, when started logged, every event recorded.
+    pub async fn stop_with_events(self) -> (Vec<FaultSummary>, Vec<Record>) {
         self.shutdown().await;
         drop(self.handle);
-        tokio::time::timeout(LIMIT, self.ledger)
+        let ledger = tokio::time::timeout(LIMIT, self.ledger)
             .await
             .expect("event log ends")
-            .unwrap()
+            .unwrap();
+        let events = match &self.log {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).unwrap();
+                let _ = std::fs::remove_file(path);
+                text.lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        (ledger, events)
     }
 }
 

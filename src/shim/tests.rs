@@ -112,18 +112,19 @@ async fn cancelling_the_token_stops_every_task_and_closes_connections() {
 }
 
 #[tokio::test]
-async fn unsupported_kinds_are_refused_before_listening() {
+async fn invalid_faults_are_refused_before_listening() {
     let token = CancellationToken::new();
     let cfg = ShimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstream: "127.0.0.1:9".parse().unwrap(),
         faults: vec![fault(
-            NetworkFaultKind::Corrupt { probability: 0.1 },
+            NetworkFaultKind::Corrupt { probability: 1.5 },
             Duration::ZERO,
             None,
         )],
         seed: 1,
         identify_clients: true,
+        touches: None,
     };
     let clock = Clock::start();
     let err = Shim::start(
@@ -135,13 +136,10 @@ async fn unsupported_kinds_are_refused_before_listening() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(&err, ShimError::Unsupported { kind } if kind == "corrupt"),
-        "{err}"
-    );
+    assert!(matches!(&err, ShimError::Invalid { .. }), "{err}");
     assert_eq!(
         err.to_string(),
-        "network fault kind `corrupt` is not supported by the shim yet"
+        "network fault `corrupt#0`: `probability` must be from 0 to 1 (got 1.5)"
     );
 }
 

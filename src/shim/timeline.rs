@@ -16,6 +16,8 @@
 //!
 //! Ledger: `FaultStarted`/`FaultStopped` at each window's edges; around each firing of an
 //! instantaneous fault. A window still open when the run is cancelled is stopped then.
+//! A blackhole or partition window stamps the touch board of the connections it covers
+//! as it opens (see `blackhole::window_opened`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Shared;
-use super::faults::{Action, Effect};
+use super::faults::{Action, Effect, StageSpec, blackhole};
 use super::select::Members;
 use crate::events::Event;
 
@@ -174,15 +176,24 @@ fn members(shared: &Shared, plan: usize, window: u32) -> Arc<Members> {
 }
 
 fn open(shared: &Shared, plan: usize, window: u32, members: Arc<Members>) {
+    let opened = Instant::now();
+    let cuts = matches!(
+        shared.plans[plan].effect,
+        Effect::Stage(StageSpec::Blackhole)
+    );
+    let covered = cuts.then(|| members.clone());
     set(shared, |s| {
         s.open.push(Open {
             plan,
             window,
-            opened: Instant::now(),
+            opened,
             members,
         })
     });
     ledger(shared, plan, true);
+    if let Some(members) = covered {
+        blackhole::window_opened(shared, plan, &members);
+    }
 }
 
 fn close(shared: &Shared, plan: usize, window: u32) {

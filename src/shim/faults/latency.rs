@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 
-use super::{Chunk, Stage};
+use super::{Acted, Chunk, Stage};
 use crate::rng::Rng;
 use crate::scenario::Distribution;
 
@@ -79,9 +79,11 @@ impl Latency {
 }
 
 impl Stage for Latency {
-    fn push(&mut self, mut chunk: Chunk, out: &mut Vec<Chunk>) {
+    fn push(&mut self, mut chunk: Chunk, out: &mut Vec<Chunk>) -> Acted {
         chunk.due += self.sample();
+        let n = chunk.data.len();
         out.push(chunk);
+        Some(n)
     }
 }
 
@@ -156,14 +158,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..3u64 {
             let at = t0 + Duration::from_millis(i);
-            s.push(
-                Chunk {
-                    data: Bytes::from_static(b"x"),
-                    arrival: at,
-                    due: at,
-                },
-                &mut out,
-            );
+            s.push(Chunk::new(Bytes::from_static(b"x"), at), &mut out);
         }
         let dues: Vec<_> = out.iter().map(|c| c.due - t0).collect();
         assert_eq!(dues, [50, 51, 52].map(Duration::from_millis));

@@ -5,25 +5,42 @@
 //!
 //! - a **stage** ([`Stage`]): while its window is open it sits in one direction of each
 //!   chosen connection and transforms the chunks that pass. A stage only computes a
-//!   schedule: it may move the instant a chunk is due (latency, bandwidth), split it
-//!   (slicer), drop, alter or repeat it, and hold back the end of the stream (slow_close).
-//!   The link owns the sockets and the timers, so every stage is a plain synchronous value,
+//!   schedule: it may move the instant a chunk is due (latency, bandwidth, slicer), split
+//!   it, drop, alter or repeat it, hold back the end of the stream (slow_close,
+//!   blackhole), or end the connection after what it let through (limit_data). The link
+//!   owns the sockets and the timers, so every stage is a plain synchronous value,
 //!   testable without sockets or clocks.
 //! - an **action** ([`Action`]): something done to chosen connections at a moment (reset,
-//!   later close), fired by the timeline.
+//!   close), fired by the timeline.
+//!
+//! `partition` is both: the blackhole stage on the connections it covers, and a refusal of
+//! new ones at accept (see `partition`).
+//!
+//! Every random decision of a stage comes from the RNG it is built with
+//! ([`Plan::link_rng`]): one per fault, window, direction and connection.
 //!
 //! Adding a kind: a file here, a variant of [`StageSpec`] or [`Action`], one arm in
-//! [`Plan::new`]. A kind without a file is refused at construction with
-//! [`ShimError::Unsupported`]: a scenario never runs with a fault silently missing.
+//! [`Plan::new`].
 
+pub(crate) mod bandwidth;
+pub(crate) mod blackhole;
+pub(crate) mod close;
+pub(crate) mod corrupt;
+pub(crate) mod drop;
+pub(crate) mod duplicate;
 pub(crate) mod latency;
+pub(crate) mod limit_data;
+pub(crate) mod partition;
 pub(crate) mod reset;
+pub(crate) mod slicer;
+pub(crate) mod slow_close;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Shared, ShimError};
+use super::select::{self, Key};
+use super::{Shared, ShimError, ledger};
 use crate::rng::{self, Rng};
 use crate::scenario::{Direction, NetworkFault, NetworkFaultKind};
 
@@ -38,16 +55,47 @@ pub(crate) struct Chunk {
     pub due: Instant,
 }
 
+impl Chunk {
+    /// A chunk read at `at`, due at once.
+    pub fn new(data: Bytes, at: Instant) -> Self {
+        Self {
+            data,
+            arrival: at,
+            due: at,
+        }
+    }
+}
+
+/// What a stage did to one chunk, for the ledger: `Some(bytes)` when it acted on the
+/// chunk (delayed, dropped, corrupted, … that many bytes), `None` when it let the chunk
+/// through as it came.
+pub(crate) type Acted = Option<usize>;
+
 /// One fault applied to one direction of one connection for one window.
 pub(crate) trait Stage: Send {
     /// Takes a chunk that reached this stage and pushes what leaves it onto `out`: the
     /// chunk itself (maybe later or altered), several pieces, or nothing.
-    fn push(&mut self, chunk: Chunk, out: &mut Vec<Chunk>);
+    fn push(&mut self, chunk: Chunk, out: &mut Vec<Chunk>) -> Acted;
 
     /// The source ended at `at` (after every chunk pushed so far): when the end of the
-    /// stream may pass on. Most stages let it through at once.
-    fn finish(&mut self, at: Instant) -> Instant {
-        at
+    /// stream (the FIN) may pass on, or `None` to hold it for as long as this stage is in
+    /// place. Asked again whenever the link's stages change, so it must give the same
+    /// answer for the same `at`. An answer other than `Some(at)` counts as acting.
+    fn finish(&mut self, at: Instant) -> Option<Instant> {
+        Some(at)
+    }
+
+    /// True once the stage has ended the connection: when everything it let through is
+    /// written, the shim closes both sides with a FIN. It must pass nothing after that.
+    fn closes(&self) -> bool {
+        false
+    }
+
+    /// The most bytes the link may hold waiting while this stage is in place; beyond it
+    /// the link stops reading and TCP backpressure reaches the sender. `None`: the link's
+    /// own bound.
+    fn queue_limit(&self) -> Option<usize> {
+        None
     }
 }
 
@@ -55,6 +103,15 @@ pub(crate) trait Stage: Send {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum StageSpec {
     Latency(latency::Spec),
+    Bandwidth(bandwidth::Spec),
+    Slicer(slicer::Spec),
+    Drop(drop::Spec),
+    Corrupt(corrupt::Spec),
+    Duplicate(duplicate::Spec),
+    /// `blackhole`, and `partition` on the connections open during its window.
+    Blackhole,
+    LimitData(limit_data::Spec),
+    SlowClose(slow_close::Spec),
 }
 
 impl StageSpec {
@@ -62,6 +119,14 @@ impl StageSpec {
     pub fn build(&self, rng: Rng) -> Box<dyn Stage> {
         match self {
             Self::Latency(spec) => Box::new(latency::Latency::new(spec.clone(), rng)),
+            Self::Bandwidth(spec) => Box::new(bandwidth::Bandwidth::new(spec)),
+            Self::Slicer(spec) => Box::new(slicer::Slicer::new(spec, rng)),
+            Self::Drop(spec) => Box::new(drop::Loss::new(spec, rng)),
+            Self::Corrupt(spec) => Box::new(corrupt::Corrupt::new(spec, rng)),
+            Self::Duplicate(spec) => Box::new(duplicate::Duplicate::new(spec, rng)),
+            Self::Blackhole => Box::new(blackhole::Blackhole),
+            Self::LimitData(spec) => Box::new(limit_data::LimitData::new(spec)),
+            Self::SlowClose(spec) => Box::new(slow_close::SlowClose::new(spec)),
         }
     }
 
@@ -69,6 +134,28 @@ impl StageSpec {
     pub fn action(&self) -> &'static str {
         match self {
             Self::Latency(_) => "delayed",
+            Self::Bandwidth(_) => "throttled",
+            Self::Slicer(_) => "sliced",
+            Self::Drop(_) => "dropped",
+            Self::Corrupt(_) => "corrupted",
+            Self::Duplicate(_) => "duplicated",
+            Self::Blackhole => "blackholed",
+            Self::LimitData(_) => "limited",
+            Self::SlowClose(_) => "close_delayed",
+        }
+    }
+
+    /// Whether acting can break the connection (the client's protocol sees an error, a
+    /// loss or an end), rather than only slow it: such a fault's first act on a client
+    /// marks the touch board, so the client can time its detection from it.
+    pub fn breaks(&self) -> bool {
+        match self {
+            Self::Drop(_)
+            | Self::Corrupt(_)
+            | Self::Duplicate(_)
+            | Self::Blackhole
+            | Self::LimitData(_) => true,
+            Self::Latency(_) | Self::Bandwidth(_) | Self::Slicer(_) | Self::SlowClose(_) => false,
         }
     }
 }
@@ -77,13 +164,50 @@ impl StageSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     Reset,
+    Close,
 }
 
 impl Action {
-    /// Fires once (firing number `firing` of fault `plan`) on the connections open now.
+    /// Fires once (firing number `firing` of fault `plan`) on the connections open now:
+    /// picks them (see `select::pick`), spreads the hits over `stagger` in random order,
+    /// and records a `FaultTouched` for each connection hit.
     pub async fn fire(self, shared: &Shared, plan: usize, firing: u32, token: &CancellationToken) {
+        let p = &shared.plans[plan];
+        let chosen = select::pick(
+            &p.fault.connections,
+            p.seed,
+            firing,
+            shared.registry.snapshot(),
+        );
+        let (start, n, stagger) = (Instant::now(), chosen.len(), p.fault.window.stagger);
+        for (i, c) in chosen.into_iter().enumerate() {
+            if !stagger.is_zero() {
+                let at = start + stagger.mul_f64(i as f64 / n as f64);
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep_until(at) => {}
+                }
+            }
+            let hit = match self {
+                Self::Reset => reset::hit(shared, c.conn, p.fault.direction),
+                Self::Close => close::hit(shared, c.conn, p.fault.direction),
+            };
+            if !hit {
+                continue; // it closed on its own in the meantime
+            }
+            let client = match c.key {
+                Key::Client(i) => Some(i),
+                Key::Conn(_) => None,
+            };
+            ledger::instant(shared, plan, c.conn, client, self.action());
+        }
+    }
+
+    /// The `action` of the fault's `FaultTouched` events.
+    pub fn action(self) -> &'static str {
         match self {
-            Self::Reset => reset::fire(shared, plan, firing, token).await,
+            Self::Reset => "reset",
+            Self::Close => "closed",
         }
     }
 }
@@ -104,14 +228,21 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Checks that the shim can apply `fault`.
+    /// Checks that the shim can apply `fault`. The scenario validator already refuses
+    /// what is checked here; the shim checks again because it may be configured by other
+    /// means (the standalone proxy).
     pub fn new(fault: &NetworkFault, run_seed: u64) -> Result<Plan, ShimError> {
+        let invalid = |reason: &str| ShimError::Invalid {
+            name: fault.name.clone(),
+            reason: reason.to_string(),
+        };
         if fault.window.every.is_some_and(|e| e.is_zero()) {
-            return Err(ShimError::Invalid {
-                name: fault.name.clone(),
-                reason: "`every` must be > 0".into(),
-            });
+            return Err(invalid("`every` must be > 0"));
         }
+        let probability = |p: f64, what: &str| match (0.0..=1.0).contains(&p) {
+            true => Ok(p),
+            false => Err(invalid(&format!("`{what}` must be from 0 to 1 (got {p})"))),
+        };
         let effect = match &fault.kind {
             NetworkFaultKind::Latency {
                 latency,
@@ -122,12 +253,63 @@ impl Plan {
                 jitter: *jitter,
                 distribution: *distribution,
             })),
-            NetworkFaultKind::Reset => Effect::Action(Action::Reset),
-            other => {
-                return Err(ShimError::Unsupported {
-                    kind: other.name().to_string(),
-                });
+            NetworkFaultKind::Bandwidth { bytes_per_second } => {
+                if *bytes_per_second == 0 {
+                    return Err(invalid("`rate` must be at least 1B/s"));
+                }
+                Effect::Stage(StageSpec::Bandwidth(bandwidth::Spec {
+                    bytes_per_second: *bytes_per_second,
+                }))
             }
+            NetworkFaultKind::Slicer {
+                average_size,
+                size_variation,
+                delay,
+            } => {
+                if *average_size == 0 || size_variation >= average_size {
+                    return Err(invalid(
+                        "`average_size` must be > 0 and `size_variation` less than it",
+                    ));
+                }
+                Effect::Stage(StageSpec::Slicer(slicer::Spec {
+                    average_size: *average_size,
+                    size_variation: *size_variation,
+                    delay: *delay,
+                }))
+            }
+            NetworkFaultKind::Drop {
+                probability: p,
+                unit,
+                correlation,
+            } => Effect::Stage(StageSpec::Drop(drop::Spec {
+                probability: probability(*p, "probability")?,
+                unit: *unit,
+                correlation: probability(*correlation, "correlation")?,
+            })),
+            NetworkFaultKind::Corrupt { probability: p } => {
+                Effect::Stage(StageSpec::Corrupt(corrupt::Spec {
+                    probability: probability(*p, "probability")?,
+                }))
+            }
+            NetworkFaultKind::Duplicate { probability: p } => {
+                Effect::Stage(StageSpec::Duplicate(duplicate::Spec {
+                    probability: probability(*p, "probability")?,
+                }))
+            }
+            NetworkFaultKind::Blackhole | NetworkFaultKind::Partition => {
+                Effect::Stage(StageSpec::Blackhole)
+            }
+            NetworkFaultKind::LimitData { bytes } => {
+                if *bytes == 0 {
+                    return Err(invalid("`bytes` must be > 0"));
+                }
+                Effect::Stage(StageSpec::LimitData(limit_data::Spec { bytes: *bytes }))
+            }
+            NetworkFaultKind::SlowClose { delay } => {
+                Effect::Stage(StageSpec::SlowClose(slow_close::Spec { delay: *delay }))
+            }
+            NetworkFaultKind::Reset => Effect::Action(Action::Reset),
+            NetworkFaultKind::Close => Effect::Action(Action::Close),
         };
         // Seeded by the fault's (unique) name, not its position, so leaving a fault out
         // (`--duration` cuts the ones past the end) does not change the others' decisions.
@@ -144,15 +326,27 @@ impl Plan {
         self.fault.direction == Direction::Both || self.fault.direction == dir
     }
 
-    /// The RNG of this fault on one link for one window: independent per fault,
-    /// connection, direction and window, so connections never share jitter sequences.
-    pub fn link_rng(&self, window: u32, dir: Direction, conn: u64) -> Rng {
+    /// Whether the fault also turns new connections away during its window.
+    pub fn refuses_new(&self) -> bool {
+        matches!(self.fault.kind, NetworkFaultKind::Partition)
+    }
+
+    /// The RNG of this fault on one link for one window: independent per fault, window,
+    /// direction and connection, so connections never share a stream. A connection is
+    /// known by its client and how many connections that client made before (`ordinal`),
+    /// not by accept order, so a client's n-th connection draws the same decisions in
+    /// every run with the seed however the clients' connects interleave.
+    pub fn link_rng(&self, window: u32, dir: Direction, key: Key, ordinal: u32) -> Rng {
         let per_window = rng::derive(self.seed, "window", u64::from(window));
-        let component = match dir {
-            Direction::Downstream => "down",
-            _ => "up",
+        let down = dir == Direction::Downstream;
+        let (component, id) = match key {
+            Key::Client(i) => (
+                if down { "down.client" } else { "up.client" },
+                (u64::from(i) << 32) | u64::from(ordinal),
+            ),
+            Key::Conn(c) => (if down { "down.conn" } else { "up.conn" }, c),
         };
-        rng::rng(per_window, component, conn)
+        rng::rng(per_window, component, id)
     }
 
     pub fn kind(&self) -> &'static str {
@@ -163,23 +357,70 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::DropUnit;
     use crate::shim::test_util::fault;
     use std::time::Duration;
 
     #[test]
-    fn kinds_not_yet_built_are_refused_by_name() {
-        let f = fault(
+    fn every_kind_is_built() {
+        let kinds = [
             NetworkFaultKind::Bandwidth {
                 bytes_per_second: 1024,
             },
-            Duration::ZERO,
-            None,
-        );
-        match Plan::new(&f, 1) {
-            Err(ShimError::Unsupported { kind }) => assert_eq!(kind, "bandwidth"),
-            other => panic!("expected Unsupported, got {other:?}"),
+            NetworkFaultKind::Slicer {
+                average_size: 8,
+                size_variation: 2,
+                delay: Duration::ZERO,
+            },
+            NetworkFaultKind::Drop {
+                probability: 0.1,
+                unit: DropUnit::Byte,
+                correlation: 0.5,
+            },
+            NetworkFaultKind::Corrupt { probability: 0.1 },
+            NetworkFaultKind::Duplicate { probability: 0.1 },
+            NetworkFaultKind::Blackhole,
+            NetworkFaultKind::Reset,
+            NetworkFaultKind::Close,
+            NetworkFaultKind::LimitData { bytes: 10 },
+            NetworkFaultKind::SlowClose {
+                delay: Duration::from_secs(1),
+            },
+            NetworkFaultKind::Partition,
+        ];
+        for kind in kinds {
+            let name = kind.name();
+            let plan = Plan::new(&fault(kind, Duration::ZERO, None), 1);
+            assert!(plan.is_ok(), "{name}: {plan:?}");
         }
-        assert!(Plan::new(&fault(NetworkFaultKind::Reset, Duration::ZERO, None), 1).is_ok());
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_refused() {
+        let bad = [
+            NetworkFaultKind::Drop {
+                probability: 1.5,
+                unit: DropUnit::Chunk,
+                correlation: 0.0,
+            },
+            NetworkFaultKind::Corrupt { probability: -0.1 },
+            NetworkFaultKind::Bandwidth {
+                bytes_per_second: 0,
+            },
+            NetworkFaultKind::Slicer {
+                average_size: 4,
+                size_variation: 4,
+                delay: Duration::ZERO,
+            },
+            NetworkFaultKind::LimitData { bytes: 0 },
+        ];
+        for kind in bad {
+            let f = fault(kind, Duration::ZERO, None);
+            assert!(
+                matches!(Plan::new(&f, 1), Err(ShimError::Invalid { .. })),
+                "{f:?}"
+            );
+        }
     }
 
     #[test]
@@ -193,11 +434,14 @@ mod tests {
     fn link_rngs_differ_by_connection_direction_and_window() {
         use rand::RngExt;
         let plan = Plan::new(&fault(NetworkFaultKind::Reset, Duration::ZERO, None), 9).unwrap();
-        let draw = |w, d, c| plan.link_rng(w, d, c).random::<u64>();
-        let a = draw(0, Direction::Upstream, 1);
-        assert_eq!(a, draw(0, Direction::Upstream, 1));
-        assert_ne!(a, draw(0, Direction::Upstream, 2));
-        assert_ne!(a, draw(0, Direction::Downstream, 1));
-        assert_ne!(a, draw(1, Direction::Upstream, 1));
+        let draw = |w, d, k, o| plan.link_rng(w, d, k, o).random::<u64>();
+        let (up, c1) = (Direction::Upstream, Key::Client(1));
+        let a = draw(0, up, c1, 0);
+        assert_eq!(a, draw(0, up, c1, 0));
+        assert_ne!(a, draw(0, up, Key::Client(2), 0));
+        assert_ne!(a, draw(0, up, c1, 1), "a reconnection draws afresh");
+        assert_ne!(a, draw(0, up, Key::Conn(1), 0));
+        assert_ne!(a, draw(0, Direction::Downstream, c1, 0));
+        assert_ne!(a, draw(1, up, c1, 0));
     }
 }

@@ -1,9 +1,9 @@
 //! `reset`: abort the chosen connections with an RST at each firing.
 //!
-//! The firing picks exactly the configured share, count or clients among the connections
-//! open at that moment (see `select`), tells each one's task to die, and records a
-//! `FaultTouched { action: "reset" }` per connection. The task closes its sockets with
-//! `SO_LINGER` 0, so the kernel sends RST instead of FIN and the peer reads
+//! The firing (`Action::fire`) picks exactly the configured share, count or clients among
+//! the connections open at that moment (see `select`), tells each one's task to die, and
+//! records a `FaultTouched { action: "reset" }` per connection. The task closes its
+//! sockets with `SO_LINGER` 0, so the kernel sends RST instead of FIN and the peer reads
 //! `ECONNRESET`. Linger is set only at that moment, on the chosen connections: a reset
 //! fault never turns the ordinary closes of other connections into resets (Toxiproxy
 //! #603).
@@ -17,50 +17,14 @@ use std::time::Duration;
 
 use socket2::SockRef;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::events::Event;
 use crate::scenario::Direction;
 use crate::shim::Shared;
 use crate::shim::registry::Kill;
-use crate::shim::select::{self, Key};
 
-/// Firing number `firing` of fault `plan`.
-pub(crate) async fn fire(shared: &Shared, plan: usize, firing: u32, token: &CancellationToken) {
-    let p = &shared.plans[plan];
-    let chosen = select::pick(
-        &p.fault.connections,
-        p.seed,
-        firing,
-        shared.registry.snapshot(),
-    );
-    let (start, n, stagger) = (Instant::now(), chosen.len(), p.fault.window.stagger);
-    for (i, c) in chosen.into_iter().enumerate() {
-        if !stagger.is_zero() {
-            let at = start + stagger.mul_f64(i as f64 / n as f64);
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tokio::time::sleep_until(at) => {}
-            }
-        }
-        if !shared.registry.kill(c.conn, Kill::Reset(p.fault.direction)) {
-            continue; // it closed on its own in the meantime
-        }
-        shared.stats.touched(plan);
-        shared.events.emit(Event::FaultTouched {
-            fault: p.fault.id,
-            name: p.fault.name.clone(),
-            kind: p.kind().to_string(),
-            conn: c.conn,
-            client: match c.key {
-                Key::Client(i) => Some(i),
-                Key::Conn(_) => None,
-            },
-            action: "reset".to_string(),
-            bytes: 0,
-        });
-    }
+/// Resets connection `conn` towards `direction`; false if it already ended.
+pub(crate) fn hit(shared: &Shared, conn: u64, direction: Direction) -> bool {
+    shared.registry.kill(conn, Kill::Reset(direction))
 }
 
 /// Makes the coming close of `stream` an RST.
