@@ -18,6 +18,7 @@
 //!   the checked [`scenario::Scenario`] everything else reads.
 //! - [`recovery`]: the recovery engine, usable as a library: a WebSocket session that
 //!   reconnects with backoff and jitter, detects dead peers and retransmits.
+//! - [`protocol`]: the squall.v1 wire protocol, specified in `docs/protocol.md`.
 //! - [`shim`]: the fault-injecting TCP proxy between clients and server.
 //! - [`target`]: the built-in WebSocket server.
 //! - [`load`]: virtual clients: arrival schedule, message pattern, one task per client.
@@ -28,6 +29,7 @@
 //! - [`events`]: `events.jsonl` and the fault ledger.
 //! - [`clock`]: the run's time origin, on tokio's clock.
 //! - [`rng`]: seed derivation, so every component has its own reproducible stream.
+//! - [`touch`]: when a fault last broke each client's link, to time detection from it.
 
 pub mod cli;
 pub mod clock;
@@ -35,6 +37,7 @@ pub mod events;
 pub mod gate;
 pub mod load;
 pub mod metrics;
+pub mod protocol;
 pub mod recovery;
 pub mod report;
 pub mod rng;
@@ -42,3 +45,4 @@ pub mod run;
 pub mod scenario;
 pub mod shim;
 pub mod target;
+pub mod touch;
