@@ -15,3 +15,6 @@ mod cli;
 
 // Whole runs in-process: server, shim, clients, report.json.
 mod end_to_end;
+
+// The recovery engine against faults and misbehaving servers: exactly once, every time.
+mod recovery;

@@ -1,6 +1,7 @@
 //! One virtual client: a recovery-engine session whose application sends messages on a
 //! schedule and records what recovery cost into the run's metrics and event log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,8 @@ use crate::metrics::{Counter, Hist, Metrics, Tick};
 use crate::recovery::{Application, Delivered, Next, SessionEvent};
 use crate::rng::Rng;
 use crate::scenario::{ErrorClass, Messages};
+use crate::target::ID_DIGITS;
+use crate::touch::TouchBoard;
 
 /// Payload bytes: ASCII, so a slice of it is valid text at any length.
 static FILLER: [u8; 65536] = {
@@ -47,6 +50,20 @@ pub struct ClientApp {
     pub highest_sent: u64,
     /// Messages accepted and then dropped by an overflow policy: lost on purpose.
     pub dropped: u64,
+    /// Number of the last message made in this session (restarts with each session).
+    pub message_number: u64,
+    /// Messages of this session confirmed, and echoes received from the server: the
+    /// session is settled when every confirmed message has come back.
+    pub confirmed: u64,
+    pub echoes: u64,
+    /// Whether the server echoes over squall's protocol (each message comes back).
+    pub expects_echoes: bool,
+    /// Where the shim notes when a fault broke this client's link.
+    pub touches: Option<Arc<TouchBoard>>,
+    /// When the current (or last) connection went live, µs on the run clock.
+    pub live_since_us: u64,
+    /// The fault touch that explains the current outage, if a fault caused it.
+    pub outage_touch_us: Option<u64>,
 }
 
 impl ClientApp {
@@ -58,6 +75,8 @@ impl ClientApp {
         });
     }
 
+    /// The next payload: its message number (16 hex digits, so the server's application
+    /// can prove it received each message once), then filler up to the configured size.
     fn payload(&mut self) -> Bytes {
         let (lo, hi) = (
             self.messages.min_bytes,
@@ -67,13 +86,15 @@ impl ClientApp {
             lo
         } else {
             self.rng.random_range(lo..=hi)
-        };
-        let n = n as usize;
-        if n <= FILLER.len() {
-            Bytes::from_static(&FILLER[..n])
-        } else {
-            Bytes::from(FILLER.repeat(n / FILLER.len() + 1)).slice(..n)
+        } as usize;
+        self.message_number += 1;
+        let mut p = Vec::with_capacity(n.max(ID_DIGITS));
+        p.extend_from_slice(format!("{:016x}", self.message_number).as_bytes());
+        while p.len() < n {
+            let take = (n - p.len()).min(FILLER.len());
+            p.extend_from_slice(&FILLER[..take]);
         }
+        Bytes::from(p)
     }
 
     fn record(&self, f: impl FnOnce(&mut crate::metrics::Recorder<'_>)) {
@@ -148,14 +169,27 @@ impl Application for ClientApp {
                 self.connected = true;
                 self.ever_connected = true;
                 self.metrics.connected();
+                self.live_since_us = self.metrics.clock().now_us();
                 self.record(|r| r.tick(Tick::Connects, 1));
                 self.events.emit(Event::Connected { client, attempt });
             }
             SessionEvent::Disconnected { reason, class, .. } => {
                 self.finish();
+                // A fault that touched this connection after it went live explains the
+                // loss: time the detection from it.
+                let now = self.metrics.clock().now_us();
+                self.outage_touch_us = self
+                    .touches
+                    .as_ref()
+                    .and_then(|b| b.since(client, self.live_since_us))
+                    .filter(|t| *t <= now);
+                let detection = self.outage_touch_us.map(|t| now - t);
                 self.record(|r| {
                     r.count(Counter::Disconnects, 1);
                     r.tick(Tick::Disconnects, 1);
+                    if let Some(d) = detection {
+                        r.record(Hist::DetectionLatency, d);
+                    }
                 });
                 self.count_error(class, reason.close_code());
                 self.events.emit(Event::Disconnected {
@@ -175,10 +209,15 @@ impl Application for ClientApp {
                 downtime, attempts, ..
             } => {
                 let us = u64::try_from(downtime.as_micros()).unwrap_or(u64::MAX);
+                let now = self.metrics.clock().now_us();
+                let outage = self.outage_touch_us.take().map(|t| now.saturating_sub(t));
                 self.record(|r| {
                     r.count(Counter::Reconnects, 1);
                     r.record(Hist::ReconnectLatency, us);
                     r.record(Hist::AttemptsPerReconnect, u64::from(attempts));
+                    if let Some(d) = outage {
+                        r.record(Hist::Downtime, d);
+                    }
                 });
                 self.events.emit(Event::Reconnected {
                     client,
@@ -191,7 +230,27 @@ impl Application for ClientApp {
                 self.events.emit(Event::GaveUp { client, reason });
             }
             SessionEvent::Dropped { .. } => self.dropped += 1,
+            SessionEvent::Discontinuity { unvouched, .. } => {
+                self.record(|r| r.count(Counter::MessagesUnverified, unvouched.len() as u64));
+            }
+            SessionEvent::AppError { .. } => self.count_error(ErrorClass::Application, None),
+            SessionEvent::CorruptionDetected => {
+                self.record(|r| r.count(Counter::CorruptionDetected, 1))
+            }
         }
+    }
+
+    fn settled(&self) -> bool {
+        !self.expects_echoes || self.echoes >= self.confirmed
+    }
+
+    fn received(&mut self, _payload: Bytes) {
+        self.echoes += 1;
+        self.record(|r| r.count(Counter::MessagesReceived, 1));
+    }
+
+    fn duplicate(&mut self, _seq: u64) {
+        self.record(|r| r.count(Counter::DuplicatesSuppressed, 1));
     }
 
     fn accepted(&mut self, _seq: u64) {
@@ -213,6 +272,7 @@ impl Application for ClientApp {
     }
 
     fn delivered(&mut self, d: Delivered) {
+        self.confirmed += 1;
         let us = |from: Instant| {
             u64::try_from(d.confirmed.saturating_duration_since(from).as_micros())
                 .unwrap_or(u64::MAX)

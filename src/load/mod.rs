@@ -4,6 +4,8 @@
 mod client;
 pub mod plan;
 
+use std::sync::Arc;
+
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -12,7 +14,8 @@ use crate::events::EventSink;
 use crate::metrics::{Counter, Metrics};
 use crate::recovery::{self, SessionConfig};
 use crate::rng;
-use crate::scenario::Scenario;
+use crate::scenario::{Protocol, Scenario, ServerMode, Target};
+use crate::touch::TouchBoard;
 
 pub use client::ClientApp;
 
@@ -29,22 +32,39 @@ pub struct Stops {
     pub hard: CancellationToken,
 }
 
-/// Spawns every client of `scenario` on `tracker`; they connect to `url`.
+/// Spawns every client of `scenario` on `tracker`; they connect to `url`. With
+/// `touches`, clients time detection and downtime from the fault that broke their link.
 pub fn spawn(
     scenario: &Scenario,
     url: &str,
     metrics: &Metrics,
     events: &EventSink,
     stops: &Stops,
+    touches: Option<Arc<TouchBoard>>,
     tracker: &TaskTracker,
 ) {
     let clock = metrics.clock();
+    let (protocol, headers, subprotocols) = match &scenario.target {
+        Target::Builtin(_) => (Protocol::Squall, vec![], vec![]),
+        Target::External(ext) => (ext.protocol, ext.headers.clone(), ext.subprotocols.clone()),
+    };
+    // Session ids must not collide with a previous run's sessions that an external
+    // server may still hold: the run's start time makes them unique across runs.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     for plan in plan::plan(&scenario.groups, scenario.duration) {
         let group = &scenario.groups[plan.group];
         let config = SessionConfig {
             url: format!("{url}?client={}", plan.index),
-            headers: vec![(CLIENT_HEADER.to_string(), plan.index.to_string())],
-            subprotocols: vec![],
+            session: String::new(),
+            protocol,
+            headers: headers
+                .iter()
+                .cloned()
+                .chain([(CLIENT_HEADER.to_string(), plan.index.to_string())])
+                .collect(),
+            subprotocols: subprotocols.clone(),
             policy: group.recovery.clone(),
             kind: group.messages.kind,
             rng: rng::rng(scenario.seed, "backoff", u64::from(plan.index)),
@@ -63,10 +83,19 @@ pub fn spawn(
             ever_connected: false,
             highest_sent: 0,
             dropped: 0,
+            message_number: 0,
+            confirmed: 0,
+            echoes: 0,
+            expects_echoes: matches!(&scenario.target, Target::Builtin(b) if b.mode == ServerMode::Echo),
+            touches: touches.clone(),
+            live_since_us: 0,
+            outage_touch_us: None,
         };
         let hard = stops.hard.clone();
         tracker.spawn(async move {
-            for (start, stop) in plan.active {
+            for (period, (start, stop)) in plan.active.into_iter().enumerate() {
+                let mut config = config.clone();
+                config.session = format!("c{}.{period}.{nonce:x}", app.index);
                 tokio::select! {
                     _ = hard.cancelled() => return,
                     _ = app.stop.cancelled() => return,
@@ -75,9 +104,12 @@ pub fn spawn(
                 app.stop_at = clock.at(stop);
                 app.schedule_from(clock.at(start));
                 app.highest_sent = 0;
+                app.message_number = 0;
+                app.confirmed = 0;
+                app.echoes = 0;
                 app.metrics
                     .record(app.group, |r| r.count(Counter::Sessions, 1));
-                let outcome = recovery::drive(config.clone(), &mut app, hard.clone()).await;
+                let outcome = recovery::drive(config, &mut app, hard.clone()).await;
                 app.finish();
                 let lost = outcome.undelivered + std::mem::take(&mut app.dropped);
                 app.metrics

@@ -25,10 +25,17 @@ pub enum Counter {
     ConnectAttempts,
     /// Handshakes the target server accepted, for the timeline.
     ServerHandshakes,
+    /// Server-to-client messages handed to client applications (exactly once each).
+    MessagesReceived,
+    /// Repeated messages or echoes recognised and not delivered again.
+    DuplicatesSuppressed,
+    /// Messages sent to a server that then lost the session: resent, but they may have
+    /// reached its application twice. Exactly-once cannot be vouched for them.
+    MessagesUnverified,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 19] = [
         Counter::Sessions,
         Counter::MessagesSent,
         Counter::MessagesDelivered,
@@ -45,6 +52,9 @@ impl Counter {
         Counter::ErrorsApplication,
         Counter::ConnectAttempts,
         Counter::ServerHandshakes,
+        Counter::MessagesReceived,
+        Counter::DuplicatesSuppressed,
+        Counter::MessagesUnverified,
     ];
 
     pub fn index(self) -> usize {
@@ -70,6 +80,9 @@ impl Counter {
             Counter::ErrorsApplication => "errors.application",
             Counter::ConnectAttempts => "connect_attempts",
             Counter::ServerHandshakes => "server_handshakes",
+            Counter::MessagesReceived => "messages_received",
+            Counter::DuplicatesSuppressed => "duplicates_suppressed",
+            Counter::MessagesUnverified => "messages_unverified",
         }
     }
 }

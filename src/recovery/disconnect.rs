@@ -26,8 +26,13 @@ pub enum Disconnect {
     Reset,
     /// The peer closed TCP without a WebSocket close.
     Eof,
-    /// The peer sent a WebSocket close frame.
-    Closed { code: u16, reason: String },
+    /// The peer closed with this code (a WebSocket close frame, or squall's typed close
+    /// which may carry a retry hint).
+    Closed {
+        code: u16,
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// Nothing arrived within the heartbeat timeout after a ping: a dead or half-open link.
     HeartbeatMissed,
     /// A sent message went unacknowledged longer than `ack_timeout` on a live connection.
@@ -115,7 +120,8 @@ impl Disconnect {
     /// The earliest retry the server asked for (HTTP `Retry-After`).
     pub fn retry_hint(&self) -> Option<Duration> {
         match self {
-            Disconnect::HandshakeRejected { retry_after, .. } => *retry_after,
+            Disconnect::HandshakeRejected { retry_after, .. }
+            | Disconnect::Closed { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -154,10 +160,10 @@ impl fmt::Display for Disconnect {
             }
             Disconnect::Reset => f.write_str("connection reset"),
             Disconnect::Eof => f.write_str("connection closed without a close frame"),
-            Disconnect::Closed { code, reason } if reason.is_empty() => {
+            Disconnect::Closed { code, reason, .. } if reason.is_empty() => {
                 write!(f, "closed by peer with {code}")
             }
-            Disconnect::Closed { code, reason } => {
+            Disconnect::Closed { code, reason, .. } => {
                 write!(f, "closed by peer with {code} ({reason})")
             }
             Disconnect::HeartbeatMissed => f.write_str("heartbeat missed"),
@@ -199,6 +205,7 @@ mod tests {
         Disconnect::Closed {
             code,
             reason: String::new(),
+            retry_after: None,
         }
     }
 
@@ -266,6 +273,29 @@ mod tests {
             Disposition::Fatal
         );
         assert_eq!(closed(4000).disposition(&[by_class]), Disposition::Retry);
+    }
+
+    #[test]
+    fn a_typed_close_carries_its_retry_hint() {
+        let overload = Disconnect::Closed {
+            code: 1013,
+            reason: "busy".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(
+            overload.disposition(&[]),
+            Disposition::RetryAfter(Duration::from_secs(2))
+        );
+        let terminal = Disconnect::Closed {
+            code: 4501,
+            reason: String::new(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(
+            terminal.disposition(&[]),
+            Disposition::Fatal,
+            "a hint does not make a terminal code retryable"
+        );
     }
 
     #[test]

@@ -1,35 +1,17 @@
-//! The one loop that drives a session through its states: connect, handshake, resend
-//! what is unconfirmed, live, back off, and again — recording every transition as an event.
+//! The one loop that drives a session through its states — connect, handshake, resume,
+//! live, back off, and again — and the one place that records each transition.
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio::time::{Instant, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::ProtocolError};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Admit, Outbox, decode_seq};
+use super::connect::connect;
+use super::live::LiveEnd;
+use super::outbox::{Admit, Outbox};
 use super::state::{End, Outcome, SessionEvent, StateKind};
-use super::{Application, Backoff, Disconnect, Disposition, Next, SessionConfig};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How a live connection ended.
-enum LiveEnd {
-    Lost {
-        reason: Disconnect,
-        up_for: Duration,
-        progressed: bool,
-    },
-    Drained,
-    Cancelled,
-}
+use super::{Application, Backoff, Disposition, Next, SessionConfig};
+use crate::protocol::Inbound;
 
 /// Runs a session until the application finishes and everything is confirmed, a fatal
 /// error or the retry limits end it, or `token` is cancelled.
@@ -47,15 +29,17 @@ pub async fn run<A: Application>(
             };
         }
     };
-    let outbox = Outbox::new(cfg.policy.outbox);
+    let outbox = Outbox::new(cfg.policy.outbox, cfg.policy.retransmit.max_in_flight);
     let mut d = Driver {
         cfg,
         app,
         token,
         outbox,
         backoff,
+        inbound: Inbound::default(),
         state: StateKind::Closed,
         finishing: false,
+        ever_live: false,
     };
     let end = d.drive().await;
     let state = if matches!(end, End::Failed(_)) {
@@ -70,15 +54,19 @@ pub async fn run<A: Application>(
     }
 }
 
-struct Driver<'a, A> {
-    cfg: SessionConfig,
-    app: &'a mut A,
-    token: CancellationToken,
-    outbox: Outbox,
-    backoff: Backoff,
-    state: StateKind,
+pub(super) struct Driver<'a, A> {
+    pub(super) cfg: SessionConfig,
+    pub(super) app: &'a mut A,
+    pub(super) token: CancellationToken,
+    pub(super) outbox: Outbox,
+    pub(super) backoff: Backoff,
+    /// What this session has received from the server (squall protocol).
+    pub(super) inbound: Inbound,
+    pub(super) state: StateKind,
     /// The application said it has nothing more to send.
-    finishing: bool,
+    pub(super) finishing: bool,
+    /// A connection of this session has been live before: the next HELLO resumes.
+    pub(super) ever_live: bool,
 }
 
 impl<A: Application> Driver<'_, A> {
@@ -88,33 +76,24 @@ impl<A: Application> Driver<'_, A> {
         let mut attempt: u32 = 0;
         loop {
             attempt = attempt.saturating_add(1);
-            let failure = match self.connect(attempt).await {
+            self.enter(StateKind::Connecting, attempt);
+            let failure = match connect(&self.cfg, &self.token, || {}).await {
                 Err(None) => return End::Cancelled,
                 Err(Some(reason)) => reason,
-                Ok(ws) => {
-                    self.app.event(SessionEvent::Connected {
-                        attempt,
-                        reconnect: lost_at.is_some(),
-                    });
-                    let replayed = self.outbox.len();
-                    if let Some(t) = lost_at.take() {
-                        self.app.event(SessionEvent::Resumed {
-                            downtime: t.elapsed(),
-                            attempts: attempt,
-                            replayed,
-                        });
-                    }
-                    attempt = 0;
-                    match self.live(ws).await {
+                Ok((ws, wire)) => {
+                    self.enter(StateKind::Handshaking, attempt);
+                    match self.live(ws, wire, lost_at, attempt).await {
                         LiveEnd::Drained => return End::Drained,
                         LiveEnd::Cancelled => return End::Cancelled,
+                        // A connection that never got as far as live is a failed attempt.
                         LiveEnd::Lost {
                             reason,
                             up_for,
                             progressed,
-                        } => {
+                        } if self.state == StateKind::Live => {
                             lost_at = Some(Instant::now());
-                            self.app.event(SessionEvent::Disconnected {
+                            attempt = 0;
+                            self.report(SessionEvent::Disconnected {
                                 class: reason.class(),
                                 reason: reason.clone(),
                                 up_for,
@@ -130,13 +109,14 @@ impl<A: Application> Driver<'_, A> {
                                 }
                                 d => {
                                     let delay = self.delay(d);
-                                    if !self.back_off(delay, attempt).await {
+                                    if !self.back_off(delay, 0).await {
                                         return End::Cancelled;
                                     }
                                     continue;
                                 }
                             }
                         }
+                        LiveEnd::Lost { reason, .. } => reason,
                     }
                 }
             };
@@ -147,7 +127,7 @@ impl<A: Application> Driver<'_, A> {
                     .is_some_and(|(t, max)| t.elapsed() >= max);
             let next =
                 (disposition != Disposition::Fatal && !limit_hit).then(|| self.delay(disposition));
-            self.app.event(SessionEvent::AttemptFailed {
+            self.report(SessionEvent::AttemptFailed {
                 attempt,
                 class: failure.class(),
                 reason: failure.clone(),
@@ -169,8 +149,25 @@ impl<A: Application> Driver<'_, A> {
         }
     }
 
+    /// A connection is live: report it, and the recovery it ends.
+    pub(super) fn went_live(&mut self, lost_at: Option<Instant>, attempt: u32, replayed: usize) {
+        self.enter(StateKind::Live, attempt);
+        self.report(SessionEvent::Connected {
+            attempt,
+            reconnect: lost_at.is_some(),
+        });
+        if let Some(t) = lost_at {
+            self.report(SessionEvent::Resumed {
+                downtime: t.elapsed(),
+                attempts: attempt,
+                replayed,
+            });
+        }
+        self.ever_live = true;
+    }
+
     fn give_up(&mut self, reason: String) -> End {
-        self.app.event(SessionEvent::GaveUp {
+        self.report(SessionEvent::GaveUp {
             reason: reason.clone(),
         });
         End::Failed(reason)
@@ -184,12 +181,55 @@ impl<A: Application> Driver<'_, A> {
         }
     }
 
-    fn enter(&mut self, to: StateKind, attempt: u32) {
+    /// The one place a state transition happens and is recorded.
+    pub(super) fn enter(&mut self, to: StateKind, attempt: u32) {
         if self.state != to {
             let from = std::mem::replace(&mut self.state, to);
-            self.app
-                .event(SessionEvent::StateChanged { from, to, attempt });
+            self.report(SessionEvent::StateChanged { from, to, attempt });
         }
+    }
+
+    /// Hands an event to the application and to `tracing`.
+    pub(super) fn report(&mut self, event: SessionEvent) {
+        let session = self.cfg.session.as_str();
+        match &event {
+            SessionEvent::StateChanged { from, to, attempt } => {
+                tracing::debug!(target: "squall::recovery", session, ?from, ?to, attempt, "state");
+            }
+            SessionEvent::Disconnected {
+                reason,
+                class,
+                up_for,
+            } => {
+                tracing::info!(target: "squall::recovery", session, reason = %reason, ?class, close_code = ?reason.close_code(), ?up_for, "disconnected");
+            }
+            SessionEvent::AttemptFailed {
+                attempt,
+                reason,
+                class,
+                next_delay,
+            } => {
+                tracing::info!(target: "squall::recovery", session, attempt, reason = %reason, ?class, ?next_delay, "attempt failed");
+            }
+            SessionEvent::Resumed {
+                downtime,
+                attempts,
+                replayed,
+            } => {
+                tracing::info!(target: "squall::recovery", session, ?downtime, attempts, replayed, "resumed");
+            }
+            SessionEvent::GaveUp { reason } => {
+                tracing::warn!(target: "squall::recovery", session, reason = %reason, "gave up")
+            }
+            SessionEvent::Discontinuity {
+                unvouched,
+                inbound_after,
+            } => {
+                tracing::warn!(target: "squall::recovery", session, unvouched = unvouched.len(), inbound_after, "server lost the session");
+            }
+            other => tracing::debug!(target: "squall::recovery", session, event = ?other),
+        }
+        self.app.event(event);
     }
 
     /// Waits `delay`, still taking messages from the application. False if cancelled.
@@ -205,275 +245,22 @@ impl<A: Application> Driver<'_, A> {
         }
     }
 
-    fn accepting(&self) -> bool {
+    pub(super) fn accepting(&self) -> bool {
         !self.finishing && !self.outbox.blocks()
     }
 
-    /// Takes one message from the application into the outbox; returns its seq.
-    fn accept(&mut self, next: Next) -> Option<u64> {
+    /// Takes one message from the application into the outbox.
+    pub(super) fn accept(&mut self, next: Next) {
         match next {
-            Next::Finish => {
-                self.finishing = true;
-                None
-            }
-            Next::Send { payload, intended } => {
-                match self.outbox.admit(&payload, self.cfg.kind, intended) {
-                    Admit::Queued(seq) => {
-                        self.app.accepted(seq);
-                        Some(seq)
-                    }
-                    Admit::QueuedDropping { seq, dropped } => {
-                        self.app.accepted(seq);
-                        self.app.event(SessionEvent::Dropped { seq: dropped });
-                        Some(seq)
-                    }
-                    Admit::Refused => {
-                        self.app.refused();
-                        None
-                    }
+            Next::Finish => self.finishing = true,
+            Next::Send { payload, intended } => match self.outbox.admit(payload, intended) {
+                Admit::Queued(seq) => self.app.accepted(seq),
+                Admit::QueuedDropping { seq, dropped } => {
+                    self.app.accepted(seq);
+                    self.report(SessionEvent::Dropped { seq: dropped });
                 }
-            }
-        }
-    }
-
-    /// One attempt: TCP connect, then the WebSocket handshake. `Err(None)` when cancelled.
-    async fn connect(&mut self, attempt: u32) -> Result<Ws, Option<Disconnect>> {
-        self.enter(StateKind::Connecting, attempt);
-        let mut request = self
-            .cfg
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| Some(Disconnect::ConnectFailed(format!("bad url: {e}"))))?;
-        for (k, v) in &self.cfg.headers {
-            let name: tokio_tungstenite::tungstenite::http::HeaderName = k
-                .parse()
-                .map_err(|_| Some(Disconnect::ConnectFailed(format!("bad header name {k:?}"))))?;
-            let value = HeaderValue::from_str(v).map_err(|_| {
-                Some(Disconnect::ConnectFailed(format!(
-                    "bad value for header {k}"
-                )))
-            })?;
-            request.headers_mut().append(name, value);
-        }
-        if !self.cfg.subprotocols.is_empty() {
-            let list = HeaderValue::from_str(&self.cfg.subprotocols.join(", "))
-                .map_err(|_| Some(Disconnect::ConnectFailed("bad subprotocol list".into())))?;
-            request.headers_mut().insert("sec-websocket-protocol", list);
-        }
-        let uri = request.uri();
-        let host = uri
-            .host()
-            .unwrap_or("127.0.0.1")
-            .trim_matches(['[', ']'])
-            .to_string();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("wss") {
-                443
-            } else {
-                80
-            });
-        let dial = timeout(
-            self.cfg.policy.connect_timeout,
-            TcpStream::connect((host.as_str(), port)),
-        );
-        let tcp = tokio::select! {
-            _ = self.token.cancelled() => return Err(None),
-            r = dial => match r {
-                Err(_) => return Err(Some(Disconnect::ConnectTimeout)),
-                Ok(Err(e)) => return Err(Some(Disconnect::ConnectFailed(e.kind().to_string()))),
-                Ok(Ok(tcp)) => tcp,
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        self.enter(StateKind::Handshaking, attempt);
-        if uri.scheme_str() == Some("wss") {
-            // TLS arrives with external targets; until then say so rather than fail oddly.
-            return Err(Some(Disconnect::ConnectFailed(
-                "wss:// is not supported yet".into(),
-            )));
-        }
-        let handshake = tokio_tungstenite::client_async_with_config(
-            request,
-            MaybeTlsStream::Plain(tcp),
-            Some(ws_config()),
-        );
-        tokio::select! {
-            _ = self.token.cancelled() => Err(None),
-            r = timeout(self.cfg.policy.handshake_timeout, handshake) => match r {
-                Err(_) => Err(Some(Disconnect::HandshakeTimeout)),
-                Ok(Err(e)) => Err(Some(handshake_error(e))),
-                Ok(Ok((ws, _response))) => Ok(ws),
+                Admit::Refused => self.app.refused(),
             },
         }
-    }
-
-    /// Serves one live connection until it ends.
-    async fn live(&mut self, mut ws: Ws) -> LiveEnd {
-        let since = Instant::now();
-        let hb = self.cfg.policy.heartbeat;
-        let write_deadline = hb.timeout;
-        let mut progressed = false;
-        let lost = |reason, progressed| LiveEnd::Lost {
-            reason,
-            up_for: since.elapsed(),
-            progressed,
-        };
-
-        if !self.outbox.is_empty() {
-            self.enter(StateKind::Resuming, 0);
-            for seq in self.outbox.unconfirmed() {
-                if let Some(frame) = self.outbox.take_for_send(seq, since) {
-                    if let Err(e) = timeout(write_deadline, ws.feed(frame))
-                        .await
-                        .map_err(|_| Disconnect::WriteStalled)
-                        .and_then(|r| r.map_err(stream_error))
-                    {
-                        return lost(e, false);
-                    }
-                    self.app.sent(seq);
-                }
-            }
-            if let Err(e) = timeout(write_deadline, ws.flush())
-                .await
-                .map_err(|_| Disconnect::WriteStalled)
-                .and_then(|r| r.map_err(stream_error))
-            {
-                return lost(e, false);
-            }
-        }
-        self.enter(StateKind::Live, 0);
-
-        let mut last_rx = Instant::now();
-        let mut ping_deadline: Option<Instant> = None;
-        loop {
-            if self.finishing && self.outbox.is_empty() {
-                let bye = CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: "done".into(),
-                };
-                let _ = timeout(Duration::from_secs(1), ws.close(Some(bye))).await;
-                return LiveEnd::Drained;
-            }
-            let heartbeat_at = ping_deadline.unwrap_or(last_rx + hb.interval);
-            // A message carried over from a previous connection is timed from this one.
-            let ack_at = self
-                .outbox
-                .oldest_sent()
-                .map(|t| t.max(since) + self.cfg.policy.retransmit.ack_timeout);
-            tokio::select! {
-                biased;
-                _ = self.token.cancelled() => {
-                    let bye = CloseFrame { code: CloseCode::Away, reason: "client stopping".into() };
-                    let _ = timeout(Duration::from_millis(500), ws.close(Some(bye))).await;
-                    return LiveEnd::Cancelled;
-                }
-                msg = ws.next() => {
-                    last_rx = Instant::now();
-                    ping_deadline = None;
-                    match msg {
-                        Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                            let Some(seq) = decode_seq(&m) else {
-                                return lost(Disconnect::Corrupt("echo without a sequence number".into()), progressed);
-                            };
-                            match self.outbox.confirm(seq, last_rx) {
-                                Some(d) => {
-                                    progressed = true;
-                                    self.app.delivered(d);
-                                }
-                                None => self.app.duplicate(seq),
-                            }
-                        }
-                        Some(Ok(Message::Close(frame))) => {
-                            let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                            return lost(Disconnect::Closed { code, reason }, progressed);
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return lost(stream_error(e), progressed),
-                        None => return lost(Disconnect::Eof, progressed),
-                    }
-                }
-                _ = sleep_until(heartbeat_at) => {
-                    if ping_deadline.is_some() {
-                        return lost(Disconnect::HeartbeatMissed, progressed);
-                    }
-                    if let Err(e) = self.write(&mut ws, Message::Ping(Default::default()), write_deadline).await {
-                        return lost(e, progressed);
-                    }
-                    ping_deadline = Some(Instant::now() + hb.timeout);
-                }
-                _ = sleep_until(ack_at.unwrap_or(since)), if ack_at.is_some() => {
-                    return lost(Disconnect::AckTimeout, progressed);
-                }
-                next = self.app.next(), if self.accepting() => {
-                    if let Some(seq) = self.accept(next)
-                        && let Some(frame) = self.outbox.take_for_send(seq, Instant::now())
-                    {
-                        if let Err(e) = self.write(&mut ws, frame, write_deadline).await {
-                            return lost(e, progressed);
-                        }
-                        self.app.sent(seq);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn write(
-        &mut self,
-        ws: &mut Ws,
-        msg: Message,
-        deadline: Duration,
-    ) -> Result<(), Disconnect> {
-        match timeout(deadline, ws.send(msg)).await {
-            Err(_) => Err(Disconnect::WriteStalled),
-            Ok(r) => r.map_err(stream_error),
-        }
-    }
-}
-
-/// Client-side buffers sized for thousands of small-message connections (tungstenite's
-/// default 128 KiB read buffer per connection would dominate memory).
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(16 << 20))
-}
-
-fn handshake_error(e: WsError) -> Disconnect {
-    match e {
-        WsError::Http(resp) => {
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            Disconnect::HandshakeRejected {
-                status: resp.status().as_u16(),
-                retry_after,
-            }
-        }
-        other => stream_error(other),
-    }
-}
-
-/// Maps a WebSocket error on an open (or opening) connection to a disconnect reason.
-fn stream_error(e: WsError) -> Disconnect {
-    use std::io::ErrorKind;
-    match e {
-        WsError::Io(io) => match io.kind() {
-            ErrorKind::UnexpectedEof => Disconnect::Eof,
-            _ => Disconnect::Reset,
-        },
-        WsError::ConnectionClosed | WsError::AlreadyClosed => Disconnect::Eof,
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Disconnect::Eof,
-        WsError::Protocol(p) => Disconnect::Protocol(p.to_string()),
-        WsError::Utf8(s) => Disconnect::Protocol(format!("invalid UTF-8: {s}")),
-        WsError::Capacity(c) => Disconnect::Protocol(c.to_string()),
-        other => Disconnect::Protocol(other.to_string()),
     }
 }

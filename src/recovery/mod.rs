@@ -11,13 +11,20 @@
 //! - [`drive`] with your own [`Application`]: one task, no channels, which is how every
 //!   virtual client of a run uses it.
 //!
-//! Confirmation is by echo: the engine frames each message with its sequence number and
-//! counts it delivered when it comes back, deduplicating repeated echoes (at-least-once
-//! out, exactly-once observed).
+//! With a server that speaks squall's protocol (`docs/protocol.md`), both directions are
+//! exactly-once while the server keeps the session: per-direction sequence numbers that
+//! survive reconnects, cumulative acks, a resume handshake, retransmit of what is
+//! unacknowledged, receiver-side dedup and a CRC32C per message. When the server has lost
+//! the session the engine says what it cannot vouch for ([`SessionEvent::Discontinuity`]).
+//! With a plain echo server it frames each message with its sequence number and counts it
+//! delivered when the echo comes back (at-least-once out, exactly-once observed).
 
 mod backoff;
+mod connect;
 mod disconnect;
 mod driver;
+mod echo;
+mod live;
 mod outbox;
 mod session;
 mod state;
@@ -30,18 +37,23 @@ use tokio::time::Instant;
 pub use backoff::{Backoff, InvalidBackoff};
 pub use disconnect::{Disconnect, Disposition, close_code_class};
 pub use driver::run as drive;
-pub use outbox::{decode_seq, encode};
+pub use echo::{decode_seq, encode};
 pub use session::{Session, SessionStreams};
 pub use state::{Delivered, End, Outcome, SessionEvent, StateKind};
 
 use crate::rng::Rng;
-use crate::scenario::{MessageKind, RecoveryPolicy};
+use crate::scenario::{MessageKind, Protocol, RecoveryPolicy};
 
 /// Everything a session needs to connect and recover.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// `ws://host:port/path`.
     pub url: String,
+    /// This session's id, unique per logical session: the server keys resume on it.
+    pub session: String,
+    /// `Squall` offers the `squall.v1` subprotocol and requires the server to select it;
+    /// `Echo` treats the server as a plain echo server.
+    pub protocol: Protocol,
     /// Extra handshake headers (auth tokens, client ids).
     pub headers: Vec<(String, String)>,
     /// Offered in `Sec-WebSocket-Protocol`.
@@ -77,7 +89,14 @@ pub trait Application: Send {
     fn sent(&mut self, _seq: u64) {}
     /// A message's delivery was confirmed, exactly once per message.
     fn delivered(&mut self, delivered: Delivered);
-    /// A confirmation arrived for a message already confirmed (suppressed duplicate).
+    /// Whether the application has everything it waits for, so a finishing session may
+    /// close (e.g. every echo of what it sent has come back).
+    fn settled(&self) -> bool {
+        true
+    }
+    /// A message from the server, exactly once, in order (squall protocol).
+    fn received(&mut self, _payload: Bytes) {}
+    /// A message or confirmation arrived that was already had: suppressed, not delivered.
     fn duplicate(&mut self, _seq: u64) {}
     /// The outbox was full and the policy is `fail`: the message was not accepted.
     fn refused(&mut self) {}

@@ -62,6 +62,20 @@ pub enum SessionEvent {
     GaveUp { reason: String },
     /// `send` overflowed the outbox and the policy dropped the oldest message.
     Dropped { seq: u64 },
+    /// The server no longer had this session (it restarted, or the resume window
+    /// expired). `unvouched` are the messages sent and not acknowledged before: they are
+    /// sent again, but may have reached the server's application already, so for them
+    /// only at-least-once holds. Messages the server had queued for this client after
+    /// `inbound_after` are gone with its state.
+    Discontinuity {
+        unvouched: Vec<u64>,
+        inbound_after: u64,
+    },
+    /// The server reported an application error; the session stays up.
+    AppError { code: u32, message: String },
+    /// A message failed its checksum or did not decode; the connection is given up so
+    /// the resume repairs the stream.
+    CorruptionDetected,
 }
 
 /// A message whose delivery was confirmed.

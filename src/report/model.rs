@@ -67,6 +67,15 @@ pub struct Counters {
     pub connect_attempts: u64,
     /// Handshakes the built-in server accepted.
     pub server_handshakes: u64,
+    /// Server-to-client messages delivered to clients, exactly once each.
+    #[serde(default)]
+    pub messages_received: u64,
+    /// Repeats recognised by a receiver and not delivered twice.
+    #[serde(default)]
+    pub duplicates_suppressed: u64,
+    /// Messages resent after a server lost the session: at-least-once only.
+    #[serde(default)]
+    pub messages_unverified: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -133,6 +142,9 @@ impl Counters {
             },
             connect_attempts: t.counter(Counter::ConnectAttempts),
             server_handshakes: t.counter(Counter::ServerHandshakes),
+            messages_received: t.counter(Counter::MessagesReceived),
+            duplicates_suppressed: t.counter(Counter::DuplicatesSuppressed),
+            messages_unverified: t.counter(Counter::MessagesUnverified),
         }
     }
 
@@ -156,6 +168,9 @@ impl Counters {
             "errors.application" => self.errors.application,
             "connect_attempts" => self.connect_attempts,
             "server_handshakes" => self.server_handshakes,
+            "messages_received" => self.messages_received,
+            "duplicates_suppressed" => self.duplicates_suppressed,
+            "messages_unverified" => self.messages_unverified,
             _ => return None,
         })
     }

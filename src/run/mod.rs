@@ -7,6 +7,7 @@ mod resources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::{Instant, MissedTickBehavior};
@@ -22,6 +23,7 @@ use crate::report::{self, Report, ReportError, RunInfo};
 use crate::scenario::{Scenario, Target};
 use crate::shim::{Shim, ShimConfig, ShimHandle};
 use crate::target;
+use crate::touch::TouchBoard;
 
 pub use resources::ResourceError;
 
@@ -90,6 +92,7 @@ pub async fn run(
         clock,
         scenario.groups.iter().map(|g| g.name.clone()).collect(),
     );
+    let touches = Arc::new(TouchBoard::new(scenario.peak_clients() as usize));
 
     let root = CancellationToken::new();
     let services = TaskTracker::new();
@@ -102,7 +105,15 @@ pub async fn run(
     let status = match start_services(&scenario, &metrics, &events, &root, &services).await {
         Err(e) => RunStatus::Failed(e),
         Ok((shim, url)) => {
-            load::spawn(&scenario, &url, &metrics, &events, &stops, &clients);
+            load::spawn(
+                &scenario,
+                &url,
+                &metrics,
+                &events,
+                &stops,
+                Some(touches.clone()),
+                &clients,
+            );
             clients.close();
             let status = drive(
                 &scenario, &opts, &metrics, &shim, &interrupt, &stops, &clients,

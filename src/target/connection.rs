@@ -1,5 +1,6 @@
-//! One client connection of the built-in server: handshake, then echo until either side
-//! closes or the run ends.
+//! One client connection of the built-in server: the WebSocket handshake, which picks
+//! squall's protocol when the client offers `squall.v1`, and otherwise a plain echo so
+//! any WebSocket client (a browser, websocat) can use the server.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,12 +9,18 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::ServerStats;
+use super::ledger::DeliveryLedger;
+use super::sessions::SessionTable;
+use super::squall;
 use crate::metrics::{Counter, Metrics, Tick};
+use crate::protocol;
 
 /// The handshake must finish within this, so a client that never sends its request
 /// cannot hold a task and a descriptor forever.
@@ -23,7 +30,7 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Small buffers: thousands of mostly idle connections, each message small. tungstenite's
 /// default 128 KiB read buffer per connection would dominate memory.
-pub(super) fn ws_config() -> WebSocketConfig {
+fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
@@ -32,15 +39,37 @@ pub(super) fn ws_config() -> WebSocketConfig {
 }
 
 pub(super) struct Connection {
+    pub id: u64,
     pub stats: Arc<ServerStats>,
     pub metrics: Option<Metrics>,
+    pub sessions: Arc<SessionTable>,
+    pub ledger: Arc<DeliveryLedger>,
+    pub replay_buffer: usize,
     pub token: CancellationToken,
 }
 
 impl Connection {
     pub async fn serve(self, stream: TcpStream) {
-        let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config()));
-        let mut ws = tokio::select! {
+        let mut speaks_squall = false;
+        let negotiate = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+            let offered = req.headers().get_all("sec-websocket-protocol");
+            if offered
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|p| p.trim() == protocol::SUBPROTOCOL)
+            {
+                resp.headers_mut().insert(
+                    "sec-websocket-protocol",
+                    HeaderValue::from_static(protocol::SUBPROTOCOL),
+                );
+                speaks_squall = true;
+            }
+            Ok(resp)
+        };
+        let handshake =
+            tokio_tungstenite::accept_hdr_async_with_config(stream, negotiate, Some(ws_config()));
+        let ws = tokio::select! {
             _ = self.token.cancelled() => return,
             done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match done {
                 Ok(Ok(ws)) => ws,
@@ -57,6 +86,23 @@ impl Connection {
                 r.tick(Tick::ServerHandshakes, 1);
             });
         }
+        if speaks_squall {
+            let cx = squall::Context {
+                sessions: self.sessions.clone(),
+                ledger: self.ledger.clone(),
+                replay_buffer: self.replay_buffer,
+                token: self.token.clone(),
+                conn_id: self.id,
+                metrics: self.metrics.clone(),
+            };
+            squall::serve(ws, cx).await;
+        } else {
+            self.plain_echo(ws).await;
+        }
+    }
+
+    /// Any WebSocket client that does not speak squall's protocol gets a plain echo.
+    async fn plain_echo(&self, mut ws: tokio_tungstenite::WebSocketStream<TcpStream>) {
         loop {
             let msg = tokio::select! {
                 _ = self.token.cancelled() => {

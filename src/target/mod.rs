@@ -2,13 +2,22 @@
 //!
 //! Shaped like mini-redis's `server::run`: an accept loop that hands each connection to
 //! its own task, every task on the run's tracker and watching its cancellation token.
-//! In `echo` mode each text or binary message goes back to its sender unchanged.
+//! A client offering the `squall.v1` subprotocol gets squall's protocol (sessions
+//! resumable within `session_window`, exactly-once both ways); any other WebSocket client
+//! gets a plain echo. In `echo` mode each message goes back to its sender.
 
 mod connection;
+mod ledger;
+mod sessions;
+mod squall;
+
+pub use ledger::{DeliveryLedger, ID_DIGITS, LedgerTotals, message_id};
+pub use sessions::SessionTable;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +53,8 @@ pub struct ServerStats {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     stats: Arc<ServerStats>,
+    sessions: Arc<SessionTable>,
+    ledger: Arc<DeliveryLedger>,
 }
 
 impl ServerHandle {
@@ -54,6 +65,33 @@ impl ServerHandle {
     pub fn stats(&self) -> &ServerStats {
         &self.stats
     }
+
+    /// What the server's application received, once and more than once.
+    pub fn ledger(&self) -> LedgerTotals {
+        self.ledger.totals()
+    }
+
+    /// Sessions held now (connected or within their resume window).
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+}
+
+/// What a server holds beyond its connections: sessions and the application's ledger.
+/// A server restarted with the same state resumes its clients' sessions.
+#[derive(Debug, Clone)]
+pub struct ServerState {
+    pub sessions: Arc<SessionTable>,
+    pub ledger: Arc<DeliveryLedger>,
+}
+
+impl ServerState {
+    pub fn new(config: &BuiltinTarget) -> Self {
+        ServerState {
+            sessions: Arc::new(SessionTable::new(config.session_window)),
+            ledger: Arc::new(DeliveryLedger::default()),
+        }
+    }
 }
 
 /// Binds `addr` (use port 0 for an OS-chosen port) and serves until `token` is cancelled.
@@ -61,6 +99,26 @@ impl ServerHandle {
 pub async fn start(
     addr: SocketAddr,
     config: &BuiltinTarget,
+    metrics: Option<Metrics>,
+    token: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<ServerHandle, TargetError> {
+    start_with(
+        addr,
+        config,
+        ServerState::new(config),
+        metrics,
+        token,
+        tracker,
+    )
+    .await
+}
+
+/// [`start`] with the given state, as a restarted server that kept its sessions.
+pub async fn start_with(
+    addr: SocketAddr,
+    config: &BuiltinTarget,
+    state: ServerState,
     metrics: Option<Metrics>,
     token: CancellationToken,
     tracker: &TaskTracker,
@@ -78,12 +136,29 @@ pub async fn start(
         .local_addr()
         .map_err(|source| TargetError::Bind { addr, source })?;
     let stats = Arc::new(ServerStats::default());
+    let ServerState { sessions, ledger } = state;
     let handle = ServerHandle {
         local_addr,
         stats: stats.clone(),
+        sessions: sessions.clone(),
+        ledger: ledger.clone(),
     };
+    let replay_buffer = config.replay_buffer;
     let tasks = tracker.clone();
+    // Sessions past their window are forgotten, so memory follows live sessions.
+    let sweep = (sessions.clone(), token.clone());
     tracker.spawn(async move {
+        let (sessions, token) = sweep;
+        let period = sessions.window().max(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(period) => { sessions.sweep(tokio::time::Instant::now()); }
+            }
+        }
+    });
+    tracker.spawn(async move {
+        let mut next_id = 0u64;
         loop {
             let accepted = tokio::select! {
                 _ = token.cancelled() => break,
@@ -93,16 +168,21 @@ pub async fn start(
                 Ok((stream, _)) => {
                     stats.accepted.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_nodelay(true);
+                    next_id += 1;
                     let conn = connection::Connection {
+                        id: next_id,
                         stats: stats.clone(),
                         metrics: metrics.clone(),
+                        sessions: sessions.clone(),
+                        ledger: ledger.clone(),
+                        replay_buffer,
                         token: token.child_token(),
                     };
                     tasks.spawn(conn.serve(stream));
                 }
                 // Out of descriptors or a connection reset before accept: keep serving,
                 // but do not spin while the condition lasts.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
     });
@@ -114,7 +194,6 @@ mod tests {
     use super::*;
     use crate::scenario::BuiltinTarget;
     use futures_util::{SinkExt, StreamExt};
-    use std::time::Duration;
     use tokio_tungstenite::tungstenite::Message;
 
     fn echo() -> BuiltinTarget {

@@ -30,6 +30,9 @@ pub const COUNTERS: &[&str] = &[
     "errors.application",
     "connect_attempts",
     "server_handshakes",
+    "messages_received",
+    "duplicates_suppressed",
+    "messages_unverified",
 ];
 /// Histograms in microseconds.
 pub const LATENCIES: &[&str] = &[

@@ -1,0 +1,158 @@
+//! One connection attempt: TCP connect within `connect_timeout`, then the WebSocket
+//! handshake within `handshake_timeout`, offering squall's subprotocol when the target
+//! speaks it. Failures come back as [`Disconnect`] values, never as errors.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, error::ProtocolError};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+use super::{Disconnect, SessionConfig};
+use crate::protocol;
+use crate::scenario::Protocol;
+
+pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the handshake settled.
+pub(super) enum Wire {
+    /// The server selected `squall.v1`: sequence numbers, acks and resume.
+    Squall,
+    /// A plain echo server: confirmation by echo.
+    Echo,
+}
+
+/// Connects once. `Err(None)` when cancelled.
+pub(super) async fn connect(
+    cfg: &SessionConfig,
+    token: &CancellationToken,
+    on_tcp: impl FnOnce(),
+) -> Result<(Ws, Wire), Option<Disconnect>> {
+    let bad = |what: String| Some(Disconnect::ConnectFailed(what));
+    let mut request = cfg
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| bad(format!("bad url: {e}")))?;
+    for (k, v) in &cfg.headers {
+        let name: HeaderName = k
+            .parse()
+            .map_err(|_| bad(format!("bad header name {k:?}")))?;
+        let value =
+            HeaderValue::from_str(v).map_err(|_| bad(format!("bad value for header {k}")))?;
+        request.headers_mut().append(name, value);
+    }
+    let mut offered: Vec<&str> = cfg.subprotocols.iter().map(String::as_str).collect();
+    if cfg.protocol == Protocol::Squall {
+        offered.insert(0, protocol::SUBPROTOCOL);
+    }
+    if !offered.is_empty() {
+        let list = HeaderValue::from_str(&offered.join(", "))
+            .map_err(|_| bad("bad subprotocol list".into()))?;
+        request.headers_mut().insert("sec-websocket-protocol", list);
+    }
+    let uri = request.uri();
+    if uri.scheme_str() == Some("wss") {
+        return Err(bad("wss:// is not supported yet".into()));
+    }
+    let host = uri
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(80);
+
+    let dial = timeout(
+        cfg.policy.connect_timeout,
+        TcpStream::connect((host.as_str(), port)),
+    );
+    let tcp = tokio::select! {
+        _ = token.cancelled() => return Err(None),
+        r = dial => match r {
+            Err(_) => return Err(Some(Disconnect::ConnectTimeout)),
+            Ok(Err(e)) => return Err(Some(Disconnect::ConnectFailed(e.kind().to_string()))),
+            Ok(Ok(tcp)) => tcp,
+        },
+    };
+    let _ = tcp.set_nodelay(true);
+    on_tcp();
+    let handshake = tokio_tungstenite::client_async_with_config(
+        request,
+        MaybeTlsStream::Plain(tcp),
+        Some(ws_config()),
+    );
+    let (ws, response) = tokio::select! {
+        _ = token.cancelled() => return Err(None),
+        r = timeout(cfg.policy.handshake_timeout, handshake) => match r {
+            Err(_) => return Err(Some(Disconnect::HandshakeTimeout)),
+            Ok(Err(e)) => return Err(Some(handshake_error(e))),
+            Ok(Ok(done)) => done,
+        },
+    };
+    let selected = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok());
+    let wire = match (cfg.protocol, selected) {
+        (Protocol::Squall, Some(p)) if p.trim() == protocol::SUBPROTOCOL => Wire::Squall,
+        (Protocol::Squall, _) => {
+            return Err(Some(Disconnect::Protocol(format!(
+                "the server did not select the `{}` subprotocol: it does not speak squall's protocol \
+                 (use `protocol: echo` for a plain echo server)",
+                protocol::SUBPROTOCOL
+            ))));
+        }
+        (Protocol::Echo, _) => Wire::Echo,
+    };
+    Ok((ws, wire))
+}
+
+/// Client-side buffers sized for thousands of small-message connections (tungstenite's
+/// default 128 KiB read buffer per connection would dominate memory).
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(16 << 20))
+}
+
+fn handshake_error(e: WsError) -> Disconnect {
+    match e {
+        WsError::Http(resp) => {
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Disconnect::HandshakeRejected {
+                status: resp.status().as_u16(),
+                retry_after,
+            }
+        }
+        other => stream_error(other),
+    }
+}
+
+/// Maps a WebSocket error on an open (or opening) connection to a disconnect reason.
+pub(super) fn stream_error(e: WsError) -> Disconnect {
+    use std::io::ErrorKind;
+    match e {
+        WsError::Io(io) => match io.kind() {
+            ErrorKind::UnexpectedEof => Disconnect::Eof,
+            _ => Disconnect::Reset,
+        },
+        WsError::ConnectionClosed | WsError::AlreadyClosed => Disconnect::Eof,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Disconnect::Eof,
+        WsError::Protocol(p) => Disconnect::Protocol(p.to_string()),
+        WsError::Utf8(s) => Disconnect::Protocol(format!("invalid UTF-8: {s}")),
+        WsError::Capacity(c) => Disconnect::Protocol(c.to_string()),
+        other => Disconnect::Protocol(other.to_string()),
+    }
+}
