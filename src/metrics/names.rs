@@ -32,10 +32,12 @@ pub enum Counter {
     /// Messages sent to a server that then lost the session: resent, but they may have
     /// reached its application twice. Exactly-once cannot be vouched for them.
     MessagesUnverified,
+    /// Distinct messages the built-in server's application received (its own ledger).
+    ServerReceived,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 20] = [
         Counter::Sessions,
         Counter::MessagesSent,
         Counter::MessagesDelivered,
@@ -55,6 +57,7 @@ impl Counter {
         Counter::MessagesReceived,
         Counter::DuplicatesSuppressed,
         Counter::MessagesUnverified,
+        Counter::ServerReceived,
     ];
 
     pub fn index(self) -> usize {
@@ -83,6 +86,7 @@ impl Counter {
             Counter::MessagesReceived => "messages_received",
             Counter::DuplicatesSuppressed => "duplicates_suppressed",
             Counter::MessagesUnverified => "messages_unverified",
+            Counter::ServerReceived => "server_received",
         }
     }
 }

@@ -36,11 +36,13 @@ impl Session {
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// use squall::recovery::{Session, SessionConfig};
-    /// use squall::scenario::MessageKind;
+    /// use squall::scenario::{MessageKind, Protocol};
     /// use tokio_util::sync::CancellationToken;
     ///
     /// let config = SessionConfig {
     ///     url: "ws://127.0.0.1:9000/ws".into(),
+    ///     session: "device-42".into(),
+    ///     protocol: Protocol::Squall,
     ///     headers: vec![("authorization".into(), "Bearer t0ken".into())],
     ///     subprotocols: vec![],
     ///     policy: squall::scenario::defaults::recovery(),

@@ -76,6 +76,9 @@ pub struct Counters {
     /// Messages resent after a server lost the session: at-least-once only.
     #[serde(default)]
     pub messages_unverified: u64,
+    /// Distinct messages the built-in server's application received, by its own record.
+    #[serde(default)]
+    pub server_received: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -145,6 +148,7 @@ impl Counters {
             messages_received: t.counter(Counter::MessagesReceived),
             duplicates_suppressed: t.counter(Counter::DuplicatesSuppressed),
             messages_unverified: t.counter(Counter::MessagesUnverified),
+            server_received: t.counter(Counter::ServerReceived),
         }
     }
 
@@ -171,6 +175,7 @@ impl Counters {
             "messages_received" => self.messages_received,
             "duplicates_suppressed" => self.duplicates_suppressed,
             "messages_unverified" => self.messages_unverified,
+            "server_received" => self.server_received,
             _ => return None,
         })
     }

@@ -18,11 +18,11 @@ use crate::clock::Clock;
 use crate::events;
 use crate::gate;
 use crate::load::{self, Stops};
-use crate::metrics::Metrics;
+use crate::metrics::{Counter, Metrics};
 use crate::report::{self, Report, ReportError, RunInfo};
 use crate::scenario::{Scenario, Target};
 use crate::shim::{Shim, ShimConfig, ShimHandle};
-use crate::target;
+use crate::target::{self, ServerHandle};
 use crate::touch::TouchBoard;
 
 pub use resources::ResourceError;
@@ -102,27 +102,30 @@ pub async fn run(
         hard: root.child_token(),
     };
 
-    let status = match start_services(&scenario, &metrics, &events, &root, &services).await {
-        Err(e) => RunStatus::Failed(e),
-        Ok((shim, url)) => {
-            load::spawn(
-                &scenario,
-                &url,
-                &metrics,
-                &events,
-                &stops,
-                Some(touches.clone()),
-                &clients,
-            );
-            clients.close();
-            let status = drive(
-                &scenario, &opts, &metrics, &shim, &interrupt, &stops, &clients,
-            )
-            .await;
-            live::clear(opts.live);
-            status
-        }
-    };
+    let mut server = None;
+    let status =
+        match start_services(&scenario, &metrics, &events, &touches, &root, &services).await {
+            Err(e) => RunStatus::Failed(e),
+            Ok((shim, built_in, url)) => {
+                server = built_in;
+                load::spawn(
+                    &scenario,
+                    &url,
+                    &metrics,
+                    &events,
+                    &stops,
+                    Some(touches.clone()),
+                    &clients,
+                );
+                clients.close();
+                let status = drive(
+                    &scenario, &opts, &metrics, &shim, &interrupt, &stops, &clients,
+                )
+                .await;
+                live::clear(opts.live);
+                status
+            }
+        };
 
     // One tree: stopping the root stops the shim, the server and any straggler.
     root.cancel();
@@ -139,7 +142,16 @@ pub async fn run(
         .and_then(Result::ok)
         .unwrap_or_default();
 
-    let snap = metrics.snapshot();
+    let mut snap = metrics.snapshot();
+    if let Some(server) = &server {
+        // The server application's own record: deliveries it had already had are
+        // duplicates whatever the protocol state claimed.
+        let ledger = server.ledger();
+        let dups = snap.total.counter(Counter::MessagesDuplicated) + ledger.duplicates;
+        snap.total.set_counter(Counter::MessagesDuplicated, dups);
+        snap.total
+            .set_counter(Counter::ServerReceived, ledger.unique);
+    }
     let run_info = RunInfo {
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         duration_s: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
@@ -168,16 +180,18 @@ pub async fn run(
     })
 }
 
-/// Starts the target (unless external) and the shim in front of it; returns the shim and
-/// the URL clients connect to.
+/// Starts the target (unless external) and the shim in front of it; returns the shim, the
+/// built-in server if there is one, and the URL clients connect to.
 async fn start_services(
     scenario: &Scenario,
     metrics: &Metrics,
     events: &events::EventSink,
+    touches: &Arc<TouchBoard>,
     root: &CancellationToken,
     tracker: &TaskTracker,
-) -> Result<(ShimHandle, String), String> {
+) -> Result<(ShimHandle, Option<ServerHandle>, String), String> {
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let mut built_in = None;
     let (upstream, path) = match &scenario.target {
         Target::Builtin(cfg) => {
             if !scenario.server.is_empty() {
@@ -192,7 +206,9 @@ async fn start_services(
             )
             .await
             .map_err(|e| format!("built-in server: {e}"))?;
-            (server.local_addr(), "/ws".to_string())
+            let addr = server.local_addr();
+            built_in = Some(server);
+            (addr, "/ws".to_string())
         }
         Target::External(ext) => {
             let (addr, path) = external_upstream(&ext.url).await?;
@@ -220,7 +236,7 @@ async fn start_services(
         faults: scenario.faults.clone(),
         seed: scenario.seed,
         identify_clients: true,
-        touches: None,
+        touches: Some(touches.clone()),
     };
     let shim = Shim::start(
         cfg,
@@ -232,7 +248,7 @@ async fn start_services(
     .await
     .map_err(|e| format!("shim: {e}"))?;
     let url = format!("ws://{}{}", shim.local_addr(), path);
-    Ok((shim, url))
+    Ok((shim, built_in, url))
 }
 
 /// Resolves an external `ws://` URL to the address the shim forwards to, and its path.

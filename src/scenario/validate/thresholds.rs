@@ -33,6 +33,7 @@ pub const COUNTERS: &[&str] = &[
     "messages_received",
     "duplicates_suppressed",
     "messages_unverified",
+    "server_received",
 ];
 /// Histograms in microseconds.
 pub const LATENCIES: &[&str] = &[
