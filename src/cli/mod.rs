@@ -88,11 +88,23 @@ pub fn main() -> ExitCode {
             return code.into();
         }
     };
+    init_logging();
     let exit = match cli.command {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Run(args) => run_command(args),
     };
     exit.into()
+}
+
+/// Structured logs (every disconnect and recovery step) go to stderr, filtered by
+/// `RUST_LOG` (e.g. `RUST_LOG=squall::recovery=info`); warnings only by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn validate(paths: &[PathBuf]) -> Exit {
