@@ -117,6 +117,7 @@ fn session_config(url: String, protocol: Protocol) -> SessionConfig {
         policy,
         kind: MessageKind::Text,
         rng: squall::rng::rng(1, "backoff", 0),
+        dialer: None,
     }
 }
 

@@ -68,6 +68,7 @@ pub fn spawn(
             policy: group.recovery.clone(),
             kind: group.messages.kind,
             rng: rng::rng(scenario.seed, "backoff", u64::from(plan.index)),
+            dialer: None,
         };
         let mut app = ClientApp {
             index: plan.index,

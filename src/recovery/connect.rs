@@ -2,7 +2,12 @@
 //! handshake within `handshake_timeout`, offering squall's subprotocol when the target
 //! speaks it. Failures come back as [`Disconnect`] values, never as errors.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -17,7 +22,43 @@ use super::{Disconnect, SessionConfig};
 use crate::protocol;
 use crate::scenario::Protocol;
 
-pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// Any byte stream a session can run over: a TCP connection, or an in-memory pipe in
+/// tests (so the engine's timing can be tested on tokio's paused clock).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection's byte stream, boxed so real and in-memory transports share one engine.
+pub type BoxedIo = Box<dyn Io>;
+
+/// Opens the byte stream of each attempt. The default dials TCP; tests and embedders can
+/// supply their own (an in-memory pipe, a Unix socket, a pre-configured socket).
+pub trait Dialer: Send + Sync + std::fmt::Debug {
+    fn dial<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send + 'a>>;
+}
+
+/// Plain TCP with Nagle off: messages are small and latency is what is measured.
+#[derive(Debug, Default)]
+pub struct TcpDialer;
+
+impl Dialer for TcpDialer {
+    fn dial<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send + 'a>> {
+        Box::pin(async move {
+            let tcp = TcpStream::connect((host, port)).await?;
+            let _ = tcp.set_nodelay(true);
+            Ok(Box::new(MaybeTlsStream::Plain(tcp)) as BoxedIo)
+        })
+    }
+}
+
+pub(super) type Ws = WebSocketStream<BoxedIo>;
 
 /// What the handshake settled.
 pub(super) enum Wire {
@@ -31,7 +72,6 @@ pub(super) enum Wire {
 pub(super) async fn connect(
     cfg: &SessionConfig,
     token: &CancellationToken,
-    on_tcp: impl FnOnce(),
 ) -> Result<(Ws, Wire), Option<Disconnect>> {
     let bad = |what: String| Some(Disconnect::ConnectFailed(what));
     let mut request = cfg
@@ -67,25 +107,17 @@ pub(super) async fn connect(
         .to_string();
     let port = uri.port_u16().unwrap_or(80);
 
-    let dial = timeout(
-        cfg.policy.connect_timeout,
-        TcpStream::connect((host.as_str(), port)),
-    );
-    let tcp = tokio::select! {
+    let dialer: &dyn Dialer = cfg.dialer.as_deref().unwrap_or(&TcpDialer);
+    let dial = timeout(cfg.policy.connect_timeout, dialer.dial(&host, port));
+    let io = tokio::select! {
         _ = token.cancelled() => return Err(None),
         r = dial => match r {
             Err(_) => return Err(Some(Disconnect::ConnectTimeout)),
             Ok(Err(e)) => return Err(Some(Disconnect::ConnectFailed(e.kind().to_string()))),
-            Ok(Ok(tcp)) => tcp,
+            Ok(Ok(io)) => io,
         },
     };
-    let _ = tcp.set_nodelay(true);
-    on_tcp();
-    let handshake = tokio_tungstenite::client_async_with_config(
-        request,
-        MaybeTlsStream::Plain(tcp),
-        Some(ws_config()),
-    );
+    let handshake = tokio_tungstenite::client_async_with_config(request, io, Some(ws_config()));
     let (ws, response) = tokio::select! {
         _ = token.cancelled() => return Err(None),
         r = timeout(cfg.policy.handshake_timeout, handshake) => match r {

@@ -28,6 +28,8 @@ mod live;
 mod outbox;
 mod session;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 
@@ -35,6 +37,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 pub use backoff::{Backoff, InvalidBackoff};
+pub use connect::{BoxedIo, Dialer, Io, TcpDialer};
 pub use disconnect::{Disconnect, Disposition, close_code_class};
 pub use driver::run as drive;
 pub use echo::{decode_seq, encode};
@@ -63,6 +66,8 @@ pub struct SessionConfig {
     pub kind: MessageKind,
     /// Drives backoff jitter; derive it from a seed and the client's index.
     pub rng: Rng,
+    /// How each attempt opens its byte stream; `None` dials TCP ([`TcpDialer`]).
+    pub dialer: Option<std::sync::Arc<dyn Dialer>>,
 }
 
 /// What the application hands the session next.

@@ -48,6 +48,7 @@ impl Session {
     ///     policy: squall::scenario::defaults::recovery(),
     ///     kind: MessageKind::Text,
     ///     rng: squall::rng::rng(42, "backoff", 0),
+    ///     dialer: None,
     /// };
     /// let (session, mut streams) = Session::open(config, CancellationToken::new());
     /// session.send("hello").await?;
