@@ -118,6 +118,7 @@ fn session_config(url: String, protocol: Protocol) -> SessionConfig {
         kind: MessageKind::Text,
         rng: squall::rng::rng(1, "backoff", 0),
         dialer: None,
+        tls: None,
     }
 }
 
@@ -235,4 +236,87 @@ async fn a_server_restart_that_keeps_sessions_loses_and_duplicates_nothing() {
     assert!(resumed >= 1);
     second.cancel();
     client_token.cancel();
+}
+
+/// A `wss://` echo server on 127.0.0.1 with a self-signed certificate for `localhost`;
+/// returns its port and the certificate as PEM.
+async fn tls_echo_server() -> (u16, String) {
+    use std::sync::Arc;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                use futures_util::SinkExt;
+                while let Some(Ok(m)) = ws.next().await {
+                    if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, cert_pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_with_a_given_ca_file_delivers_and_an_untrusted_certificate_is_a_tls_error() {
+    let (port, pem) = tls_echo_server().await;
+    let dir = TempDir::new("wss");
+    let ca = dir.write("ca.pem", &pem);
+
+    let mut config = session_config(format!("wss://localhost:{port}/ws"), Protocol::Echo);
+    config.tls = Some(squall::recovery::tls_client_config(Some(&ca)).unwrap());
+    let (session, streams) = Session::open(config, CancellationToken::new());
+    for i in 0..20 {
+        session.send(format!("secure {i}")).await.unwrap();
+    }
+    drop(session);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), streams.outcome)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.end, squall::recovery::End::Drained, "{outcome:?}");
+    assert_eq!(outcome.undelivered, 0);
+
+    // Without the CA the certificate is not trusted: a TLS error, classified as data.
+    let mut config = session_config(format!("wss://localhost:{port}/ws"), Protocol::Echo);
+    config.policy.max_attempts = Some(1);
+    let (_session, mut streams) = Session::open(config, CancellationToken::new());
+    let outcome = tokio::time::timeout(Duration::from_secs(10), streams.outcome)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(outcome.end, squall::recovery::End::Failed(_)));
+    let mut saw_tls = false;
+    while let Ok(ev) = streams.events.try_recv() {
+        if let SessionEvent::AttemptFailed { reason, class, .. } = ev {
+            assert!(
+                matches!(reason, squall::recovery::Disconnect::Tls(_)),
+                "{reason}"
+            );
+            assert_eq!(class, squall::scenario::ErrorClass::Data);
+            saw_tls = true;
+        }
+    }
+    assert!(saw_tls);
 }

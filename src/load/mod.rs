@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::events::EventSink;
 use crate::metrics::{Counter, Metrics};
-use crate::recovery::{self, SessionConfig};
+use crate::recovery::{self, Dialer, SessionConfig, TcpDialer, TlsError};
 use crate::rng;
 use crate::scenario::{Protocol, Scenario, ServerMode, Target};
 use crate::touch::TouchBoard;
@@ -32,21 +32,31 @@ pub struct Stops {
     pub hard: CancellationToken,
 }
 
-/// Spawns every client of `scenario` on `tracker`; they connect to `url`. With
-/// `touches`, clients time detection and downtime from the fault that broke their link.
+/// Spawns every client of `scenario` on `tracker`: each opens `url` through the shim at
+/// `via`. With `touches`, clients time detection and downtime from the fault that broke
+/// their link. Fails only when the TLS configuration (a CA file) cannot be built.
 pub fn spawn(
     scenario: &Scenario,
     url: &str,
+    via: std::net::SocketAddr,
     metrics: &Metrics,
     events: &EventSink,
     stops: &Stops,
     touches: Option<Arc<TouchBoard>>,
     tracker: &TaskTracker,
-) {
+) -> Result<(), TlsError> {
     let clock = metrics.clock();
     let (protocol, headers, subprotocols) = match &scenario.target {
         Target::Builtin(_) => (Protocol::Squall, vec![], vec![]),
         Target::External(ext) => (ext.protocol, ext.headers.clone(), ext.subprotocols.clone()),
+    };
+    // Every client dials the shim; the URL still names the server (TLS, `Host`).
+    let dialer: Arc<dyn Dialer> = Arc::new(TcpDialer { via: Some(via) });
+    let tls = match &scenario.target {
+        Target::External(ext) if ext.url.starts_with("wss://") => {
+            Some(recovery::tls_client_config(ext.ca_file.as_deref())?)
+        }
+        _ => None,
     };
     // Session ids must not collide with a previous run's sessions that an external
     // server may still hold: the run's start time makes them unique across runs.
@@ -56,7 +66,7 @@ pub fn spawn(
     for plan in plan::plan(&scenario.groups, scenario.duration) {
         let group = &scenario.groups[plan.group];
         let config = SessionConfig {
-            url: format!("{url}?client={}", plan.index),
+            url: url.to_string(),
             session: String::new(),
             protocol,
             headers: headers
@@ -68,7 +78,8 @@ pub fn spawn(
             policy: group.recovery.clone(),
             kind: group.messages.kind,
             rng: rng::rng(scenario.seed, "backoff", u64::from(plan.index)),
-            dialer: None,
+            dialer: Some(dialer.clone()),
+            tls: tls.clone(),
         };
         let mut app = ClientApp {
             index: plan.index,
@@ -118,4 +129,5 @@ pub fn spawn(
             }
         });
     }
+    Ok(())
 }

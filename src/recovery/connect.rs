@@ -42,7 +42,11 @@ pub trait Dialer: Send + Sync + std::fmt::Debug {
 
 /// Plain TCP with Nagle off: messages are small and latency is what is measured.
 #[derive(Debug, Default)]
-pub struct TcpDialer;
+pub struct TcpDialer {
+    /// Connect here instead of the URL's host and port — a proxy in between (squall's
+    /// shim) — while the URL still names the server for TLS and the `Host` header.
+    pub via: Option<std::net::SocketAddr>,
+}
 
 impl Dialer for TcpDialer {
     fn dial<'a>(
@@ -51,7 +55,10 @@ impl Dialer for TcpDialer {
         port: u16,
     ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send + 'a>> {
         Box::pin(async move {
-            let tcp = TcpStream::connect((host, port)).await?;
+            let tcp = match self.via {
+                Some(addr) => TcpStream::connect(addr).await?,
+                None => TcpStream::connect((host, port)).await?,
+            };
             let _ = tcp.set_nodelay(true);
             Ok(Box::new(MaybeTlsStream::Plain(tcp)) as BoxedIo)
         })
@@ -97,17 +104,15 @@ pub(super) async fn connect(
         request.headers_mut().insert("sec-websocket-protocol", list);
     }
     let uri = request.uri();
-    if uri.scheme_str() == Some("wss") {
-        return Err(bad("wss:// is not supported yet".into()));
-    }
+    let secure = uri.scheme_str() == Some("wss");
     let host = uri
         .host()
         .unwrap_or("127.0.0.1")
         .trim_matches(['[', ']'])
         .to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
 
-    let dialer: &dyn Dialer = cfg.dialer.as_deref().unwrap_or(&TcpDialer);
+    let dialer: &dyn Dialer = cfg.dialer.as_deref().unwrap_or(&TcpDialer { via: None });
     let dial = timeout(cfg.policy.connect_timeout, dialer.dial(&host, port));
     let io = tokio::select! {
         _ = token.cancelled() => return Err(None),
@@ -117,12 +122,21 @@ pub(super) async fn connect(
             Ok(Ok(io)) => io,
         },
     };
-    let handshake = tokio_tungstenite::client_async_with_config(request, io, Some(ws_config()));
+    let tls_and_upgrade = async {
+        let io = if secure {
+            tls(cfg, &host, io).await?
+        } else {
+            io
+        };
+        tokio_tungstenite::client_async_with_config(request, io, Some(ws_config()))
+            .await
+            .map_err(handshake_error)
+    };
     let (ws, response) = tokio::select! {
         _ = token.cancelled() => return Err(None),
-        r = timeout(cfg.policy.handshake_timeout, handshake) => match r {
+        r = timeout(cfg.policy.handshake_timeout, tls_and_upgrade) => match r {
             Err(_) => return Err(Some(Disconnect::HandshakeTimeout)),
-            Ok(Err(e)) => return Err(Some(handshake_error(e))),
+            Ok(Err(e)) => return Err(Some(e)),
             Ok(Ok(done)) => done,
         },
     };
@@ -142,6 +156,18 @@ pub(super) async fn connect(
         (Protocol::Echo, _) => Wire::Echo,
     };
     Ok((ws, wire))
+}
+
+/// Wraps `io` in TLS for `wss://`, verifying the server's certificate for `host`.
+async fn tls(cfg: &SessionConfig, host: &str, io: BoxedIo) -> Result<BoxedIo, Disconnect> {
+    let config = cfg.tls.clone().unwrap_or_else(super::tls::default_config);
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| Disconnect::ConnectFailed(format!("TLS server name {host:?}: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, io)
+        .await
+        .map_err(|e| Disconnect::Tls(e.to_string()))?;
+    Ok(Box::new(stream))
 }
 
 /// Client-side buffers sized for thousands of small-message connections (tungstenite's

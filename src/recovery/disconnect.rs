@@ -17,6 +17,8 @@ pub enum Disconnect {
     ConnectTimeout,
     /// No WebSocket handshake within `handshake_timeout`.
     HandshakeTimeout,
+    /// The TLS handshake failed (untrusted certificate, wrong name, protocol mismatch).
+    Tls(String),
     /// The server answered the upgrade with an HTTP status instead of 101.
     HandshakeRejected {
         status: u16,
@@ -57,7 +59,9 @@ impl Disconnect {
             | Disconnect::HeartbeatMissed
             | Disconnect::AckTimeout
             | Disconnect::WriteStalled => ErrorClass::Connection,
-            Disconnect::Protocol(_) | Disconnect::Corrupt(_) => ErrorClass::Data,
+            Disconnect::Protocol(_) | Disconnect::Corrupt(_) | Disconnect::Tls(_) => {
+                ErrorClass::Data
+            }
             Disconnect::HandshakeRejected { .. } => ErrorClass::Application,
             Disconnect::Closed { code, .. } => close_code_class(*code),
         }
@@ -76,6 +80,7 @@ impl Disconnect {
     pub fn kind(&self) -> &'static str {
         match self {
             Disconnect::ConnectFailed(_) => "connect_failed",
+            Disconnect::Tls(_) => "tls",
             Disconnect::ConnectTimeout => "connect_timeout",
             Disconnect::HandshakeTimeout => "handshake_timeout",
             Disconnect::HandshakeRejected { .. } => "handshake_rejected",
@@ -145,6 +150,7 @@ impl fmt::Display for Disconnect {
         match self {
             Disconnect::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             Disconnect::ConnectTimeout => f.write_str("connect timed out"),
+            Disconnect::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Disconnect::HandshakeTimeout => f.write_str("handshake timed out"),
             Disconnect::HandshakeRejected {
                 status,

@@ -30,6 +30,7 @@ mod session;
 mod state;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::future::Future;
 
@@ -43,6 +44,7 @@ pub use driver::run as drive;
 pub use echo::{decode_seq, encode};
 pub use session::{Session, SessionStreams};
 pub use state::{Delivered, End, Outcome, SessionEvent, StateKind};
+pub use tls::{TlsError, client_config as tls_client_config};
 
 use crate::rng::Rng;
 use crate::scenario::{MessageKind, Protocol, RecoveryPolicy};
@@ -50,7 +52,7 @@ use crate::scenario::{MessageKind, Protocol, RecoveryPolicy};
 /// Everything a session needs to connect and recover.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// `ws://host:port/path`.
+    /// `ws://host:port/path` or `wss://…`.
     pub url: String,
     /// This session's id, unique per logical session: the server keys resume on it.
     pub session: String,
@@ -68,6 +70,8 @@ pub struct SessionConfig {
     pub rng: Rng,
     /// How each attempt opens its byte stream; `None` dials TCP ([`TcpDialer`]).
     pub dialer: Option<std::sync::Arc<dyn Dialer>>,
+    /// TLS for `wss://` URLs ([`tls_client_config`]); `None` trusts the system's roots.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// What the application hands the session next.

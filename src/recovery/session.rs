@@ -49,6 +49,7 @@ impl Session {
     ///     kind: MessageKind::Text,
     ///     rng: squall::rng::rng(42, "backoff", 0),
     ///     dialer: None,
+    ///     tls: None,
     /// };
     /// let (session, mut streams) = Session::open(config, CancellationToken::new());
     /// session.send("hello").await?;

@@ -101,6 +101,7 @@ fn start(
         kind: MessageKind::Text,
         rng: crate::rng::rng(1, "backoff", 0),
         dialer: Some(dialer.clone()),
+        tls: None,
     };
     tweak(&mut config);
     let token = CancellationToken::new();
