@@ -32,13 +32,20 @@ pub struct Stops {
     pub hard: CancellationToken,
 }
 
-/// Spawns every client of `scenario` on `tracker`: each opens `url` through the shim at
-/// `via`. With `touches`, clients time detection and downtime from the fault that broke
+/// Where clients connect: the URL naming the server (for TLS and the `Host` header) and
+/// the address actually dialled (the shim in front of it).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub url: String,
+    pub via: std::net::SocketAddr,
+}
+
+/// Spawns every client of `scenario` on `tracker`: each opens `entry.url` through the
+/// shim at `entry.via`. With `touches`, clients time detection and downtime from the fault that broke
 /// their link. Fails only when the TLS configuration (a CA file) cannot be built.
 pub fn spawn(
     scenario: &Scenario,
-    url: &str,
-    via: std::net::SocketAddr,
+    entry: &Entry,
     metrics: &Metrics,
     events: &EventSink,
     stops: &Stops,
@@ -51,7 +58,7 @@ pub fn spawn(
         Target::External(ext) => (ext.protocol, ext.headers.clone(), ext.subprotocols.clone()),
     };
     // Every client dials the shim; the URL still names the server (TLS, `Host`).
-    let dialer: Arc<dyn Dialer> = Arc::new(TcpDialer { via: Some(via) });
+    let dialer: Arc<dyn Dialer> = Arc::new(TcpDialer { via: Some(entry.via) });
     let tls = match &scenario.target {
         Target::External(ext) if ext.url.starts_with("wss://") => {
             Some(recovery::tls_client_config(ext.ca_file.as_deref())?)
@@ -66,7 +73,7 @@ pub fn spawn(
     for plan in plan::plan(&scenario.groups, scenario.duration) {
         let group = &scenario.groups[plan.group];
         let config = SessionConfig {
-            url: url.to_string(),
+            url: entry.url.clone(),
             session: String::new(),
             protocol,
             headers: headers

@@ -110,8 +110,7 @@ pub async fn run(
                 server = built_in;
                 let spawned = load::spawn(
                     &scenario,
-                    &url,
-                    shim.local_addr(),
+                    &load::Entry { url, via: shim.local_addr() },
                     &metrics,
                     &events,
                     &stops,
