@@ -58,7 +58,9 @@ pub fn spawn(
         Target::External(ext) => (ext.protocol, ext.headers.clone(), ext.subprotocols.clone()),
     };
     // Every client dials the shim; the URL still names the server (TLS, `Host`).
-    let dialer: Arc<dyn Dialer> = Arc::new(TcpDialer { via: Some(entry.via) });
+    let dialer: Arc<dyn Dialer> = Arc::new(TcpDialer {
+        via: Some(entry.via),
+    });
     let tls = match &scenario.target {
         Target::External(ext) if ext.url.starts_with("wss://") => {
             Some(recovery::tls_client_config(ext.ca_file.as_deref())?)

@@ -33,6 +33,7 @@ pub type BoxedIo = Box<dyn Io>;
 /// Opens the byte stream of each attempt. The default dials TCP; tests and embedders can
 /// supply their own (an in-memory pipe, a Unix socket, a pre-configured socket).
 pub trait Dialer: Send + Sync + std::fmt::Debug {
+    /// Opens a byte stream for one attempt at `host:port` (from the URL).
     fn dial<'a>(
         &'a self,
         host: &'a str,

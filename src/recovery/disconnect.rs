@@ -21,7 +21,9 @@ pub enum Disconnect {
     Tls(String),
     /// The server answered the upgrade with an HTTP status instead of 101.
     HandshakeRejected {
+        /// The HTTP status.
         status: u16,
+        /// The `Retry-After` header, when sent in seconds.
         retry_after: Option<Duration>,
     },
     /// The connection was reset (RST) or broke mid-stream.
@@ -31,8 +33,11 @@ pub enum Disconnect {
     /// The peer closed with this code (a WebSocket close frame, or squall's typed close
     /// which may carry a retry hint).
     Closed {
+        /// The close code (1005 when the frame carried none).
         code: u16,
+        /// The close reason.
         reason: String,
+        /// The typed close's retry hint.
         retry_after: Option<Duration>,
     },
     /// Nothing arrived within the heartbeat timeout after a ping: a dead or half-open link.

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The recovery engine: a WebSocket session that survives its connections.
 //!
 //! A session reconnects with backoff and jitter, detects a dead or half-open link with
@@ -63,6 +64,7 @@ pub struct SessionConfig {
     pub headers: Vec<(String, String)>,
     /// Offered in `Sec-WebSocket-Protocol`.
     pub subprotocols: Vec<String>,
+    /// Backoff, heartbeat, outbox bounds, timeouts, retry limits and the error policy.
     pub policy: RecoveryPolicy,
     /// Frame type of outgoing messages.
     pub kind: MessageKind,
@@ -79,7 +81,12 @@ pub struct SessionConfig {
 pub enum Next {
     /// Send this payload. `intended` is when the application meant to send it: latency
     /// is measured from there, so a stall does not hide its own cost.
-    Send { payload: Bytes, intended: Instant },
+    Send {
+        /// The message.
+        payload: Bytes,
+        /// Its slot in the application's schedule.
+        intended: Instant,
+    },
     /// Nothing more to send: finish once everything sent is confirmed.
     Finish,
 }

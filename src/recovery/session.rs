@@ -18,7 +18,9 @@ pub struct Session {
 /// What a session reports: lifecycle events, confirmed deliveries, and its final outcome.
 #[derive(Debug)]
 pub struct SessionStreams {
+    /// Every lifecycle event, in order.
     pub events: mpsc::UnboundedReceiver<SessionEvent>,
+    /// Each confirmed message, once.
     pub delivered: mpsc::UnboundedReceiver<Delivered>,
     /// Resolves when the session ends.
     pub outcome: JoinHandle<Outcome>,

@@ -12,10 +12,21 @@ use rustls_pki_types::pem::PemObject;
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The CA file could not be read or parsed.
     #[error("cannot read CA file {path}: {reason}")]
-    CaFile { path: PathBuf, reason: String },
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The CA file parsed but held no certificate.
     #[error("CA file {path} holds no certificate")]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// rustls refused a certificate or the configuration.
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
 }

@@ -110,7 +110,10 @@ pub async fn run(
                 server = built_in;
                 let spawned = load::spawn(
                     &scenario,
-                    &load::Entry { url, via: shim.local_addr() },
+                    &load::Entry {
+                        url,
+                        via: shim.local_addr(),
+                    },
                     &metrics,
                     &events,
                     &stops,
