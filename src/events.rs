@@ -43,8 +43,33 @@ pub enum Event {
         latency_us: u64,
         attempts: u32,
     },
+    /// A connection attempt failed; the next follows after `next_delay_ms`.
+    AttemptFailed {
+        client: u32,
+        attempt: u32,
+        class: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_delay_ms: Option<u64>,
+    },
     /// A client stopped trying.
     GaveUp { client: u32, reason: String },
+    /// The server had lost the client's session: `unvouched` messages may arrive twice.
+    Discontinuity {
+        client: u32,
+        unvouched: u64,
+        inbound_after: u64,
+    },
+    /// The server sent an application error.
+    AppError {
+        client: u32,
+        code: u32,
+        message: String,
+    },
+    /// The outbox overflowed and the policy dropped a message.
+    Dropped { client: u32, seq: u64 },
+    /// A message failed its checksum or did not decode.
+    Corruption { client: u32 },
     /// A fault's window opened.
     FaultStarted {
         fault: usize,
