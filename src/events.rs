@@ -181,9 +181,12 @@ pub fn spawn_log(
     ))
 }
 
+/// Fault summaries in order of first appearance, keyed by kind and name (network and
+/// server faults number their ids separately, so ids alone would collide).
 #[derive(Default)]
 struct Ledger {
-    faults: BTreeMap<usize, (FaultSummary, std::collections::HashSet<u64>)>,
+    index: std::collections::HashMap<(String, String), usize>,
+    faults: Vec<(FaultSummary, std::collections::HashSet<u64>)>,
 }
 
 impl Ledger {
@@ -193,15 +196,19 @@ impl Ledger {
         name: &str,
         kind: &str,
     ) -> &mut (FaultSummary, std::collections::HashSet<u64>) {
-        self.faults.entry(fault).or_insert_with(|| {
+        let key = (kind.to_string(), name.to_string());
+        let next = self.faults.len();
+        let i = *self.index.entry(key).or_insert(next);
+        if i == next {
             let summary = FaultSummary {
                 fault,
                 name: name.to_string(),
                 kind: kind.to_string(),
                 ..FaultSummary::default()
             };
-            (summary, Default::default())
-        })
+            self.faults.push((summary, Default::default()));
+        }
+        &mut self.faults[i]
     }
 
     fn fold(&mut self, rec: &Record) {
@@ -238,7 +245,7 @@ impl Ledger {
 
     fn finish(self) -> Vec<FaultSummary> {
         self.faults
-            .into_values()
+            .into_iter()
             .map(|(mut s, conns)| {
                 s.connections_touched = conns.len() as u64;
                 s

@@ -18,3 +18,6 @@ mod end_to_end;
 
 // The recovery engine against faults and misbehaving servers: exactly once, every time.
 mod recovery;
+
+// Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
+mod server_faults;

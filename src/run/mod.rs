@@ -143,6 +143,9 @@ pub async fn run(
         services.wait().await;
     })
     .await;
+    if let Some(server) = &server {
+        server.control().detach_events();
+    }
     drop(events);
     let faults = tokio::time::timeout(STOP_DEADLINE, ledger)
         .await
@@ -202,9 +205,6 @@ async fn start_services(
     let mut built_in = None;
     let (upstream, url) = match &scenario.target {
         Target::Builtin(cfg) => {
-            if !scenario.server.is_empty() {
-                return Err("server faults (`server:`) are not supported yet".into());
-            }
             let server = target::start(
                 loopback,
                 cfg,
@@ -215,6 +215,15 @@ async fn start_services(
             .await
             .map_err(|e| format!("built-in server: {e}"))?;
             let addr = server.local_addr();
+            target::spawn_faults(
+                &scenario.server,
+                server.control(),
+                scenario.seed,
+                metrics.clock(),
+                events,
+                root,
+                tracker,
+            );
             built_in = Some(server);
             (addr, format!("ws://{addr}/ws"))
         }

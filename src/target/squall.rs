@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -16,10 +17,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
+use super::control::{Command, Control};
 use super::ledger::DeliveryLedger;
 use super::sessions::{ServerSession, SessionTable, Shared};
 use crate::metrics::{Counter, Metrics};
-use crate::protocol::{self, CloseClass, CloseInfo, Flags, Frame, Receipt, Welcome, close_code};
+use crate::protocol::{
+    self, AppError, CloseClass, CloseInfo, Flags, Frame, Receipt, Welcome, close_code,
+};
 
 /// The client's HELLO must arrive within this.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +41,9 @@ pub(super) struct Context {
     pub conn_id: u64,
     /// Where the server counts the corruption it detects.
     pub metrics: Option<Metrics>,
+    pub control: Arc<Control>,
+    /// What server faults ask of this connection.
+    pub commands: mpsc::UnboundedReceiver<Command>,
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -49,7 +56,7 @@ enum Stop {
     Close(CloseInfo),
 }
 
-pub(super) async fn serve(mut ws: Ws, cx: Context) {
+pub(super) async fn serve(mut ws: Ws, mut cx: Context) {
     let conn = cx.token.child_token();
     let hello = match read_hello(&mut ws).await {
         Ok(h) => h,
@@ -61,7 +68,8 @@ pub(super) async fn serve(mut ws: Ws, cx: Context) {
         (cx.conn_id, conn.clone()),
         Instant::now(),
     );
-    let stop = run_session(&mut ws, &cx, &conn, &hello, &session, resumed).await;
+    cx.control.bind_session(cx.conn_id, hello.session.as_str());
+    let stop = run_session(&mut ws, &mut cx, &conn, &hello, &session, resumed).await;
     SessionTable::detach(&session, cx.conn_id, Instant::now());
     finish(&mut ws, stop).await;
 }
@@ -104,7 +112,7 @@ async fn read_hello(ws: &mut Ws) -> Result<protocol::Hello, Stop> {
 
 async fn run_session(
     ws: &mut Ws,
-    cx: &Context,
+    cx: &mut Context,
     conn: &CancellationToken,
     hello: &protocol::Hello,
     session: &Shared,
@@ -132,8 +140,25 @@ async fn run_session(
     if send_all(ws, out).await.is_err() {
         return Stop::Gone;
     }
+    let mut stalled = cx.control.stalled();
     loop {
+        // A stalled server stops reading: backpressure builds in the client's buffers.
+        let reading = !*stalled.borrow();
         let msg = tokio::select! {
+            _ = stalled.changed() => continue,
+            Some(cmd) = cx.commands.recv() => match cmd {
+                Command::Close { code, reason, retry_after } => {
+                    return Stop::Close(CloseInfo { code, class: CloseClass::from_close_code(code), retry_after, reason });
+                }
+                Command::AppError { code, message } => {
+                    let ack = session.lock().unwrap_or_else(|e| e.into_inner()).inbound.ack();
+                    let frame = protocol::encode(&Frame::Error { ack, error: AppError { code, message } });
+                    if ws.send(Message::Binary(frame)).await.is_err() {
+                        return Stop::Gone;
+                    }
+                    continue;
+                }
+            },
             _ = conn.cancelled() => {
                 return if cx.token.is_cancelled() {
                     close(1001, CloseClass::Restart, "server going away")
@@ -141,7 +166,7 @@ async fn run_session(
                     close(close_code::SUPERSEDED, CloseClass::Transient, "session taken over by another connection")
                 };
             }
-            msg = ws.next() => msg,
+            msg = ws.next(), if reading => msg,
         };
         let bytes = match msg {
             Some(Ok(Message::Binary(b))) => b,
