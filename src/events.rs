@@ -181,8 +181,8 @@ pub fn spawn_log(
     ))
 }
 
-/// Fault summaries in order of first appearance, keyed by kind and name (network and
-/// server faults number their ids separately, so ids alone would collide).
+/// Fault summaries keyed by kind and name (network and server faults number their ids
+/// separately, so ids alone would collide).
 #[derive(Default)]
 struct Ledger {
     index: std::collections::HashMap<(String, String), usize>,
@@ -243,14 +243,18 @@ impl Ledger {
         }
     }
 
+    /// Network faults first, then server faults, each in scenario order.
     fn finish(self) -> Vec<FaultSummary> {
-        self.faults
+        let mut out: Vec<FaultSummary> = self
+            .faults
             .into_iter()
             .map(|(mut s, conns)| {
                 s.connections_touched = conns.len() as u64;
                 s
             })
-            .collect()
+            .collect();
+        out.sort_by_key(|s| (s.kind.starts_with("server."), s.fault));
+        out
     }
 }
 
