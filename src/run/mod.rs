@@ -162,6 +162,9 @@ pub async fn run(
         snap.total.set_counter(Counter::MessagesDuplicated, dups);
         snap.total
             .set_counter(Counter::ServerReceived, ledger.unique);
+        snap.total.set_counter(Counter::ServerSent, ledger.sent);
+        snap.total
+            .set_counter(Counter::ServerSentAcked, ledger.acked);
     }
     let run_info = RunInfo {
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),

@@ -47,6 +47,8 @@ pub(super) struct Connection {
     pub ledger: Arc<DeliveryLedger>,
     pub control: Arc<Control>,
     pub replay_buffer: usize,
+    /// Stream mode: a push of this size every interval.
+    pub push: Option<(Duration, usize)>,
     pub token: CancellationToken,
 }
 
@@ -110,6 +112,7 @@ impl Connection {
                 sessions: self.sessions.clone(),
                 ledger: self.ledger.clone(),
                 replay_buffer: self.replay_buffer,
+                push: self.push,
                 token: self.token.clone(),
                 conn_id: self.id,
                 metrics: self.metrics.clone(),

@@ -134,9 +134,6 @@ pub async fn start_with(
     token: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<ServerHandle, TargetError> {
-    if let ServerMode::Stream { .. } = config.mode {
-        return Err(TargetError::Unsupported("mode: stream"));
-    }
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| TargetError::Bind { addr, source })?;
@@ -173,6 +170,12 @@ pub async fn start_with(
         ledger,
         control,
         replay_buffer: config.replay_buffer,
+        push: match config.mode {
+            ServerMode::Echo => None,
+            ServerMode::Stream { rate, size_bytes } => rate
+                .interval()
+                .map(|every| (every, size_bytes.min(64 << 20) as usize)),
+        },
         token,
         tasks: tracker.clone(),
         next_id: 0,
@@ -190,6 +193,7 @@ struct Acceptor {
     ledger: Arc<DeliveryLedger>,
     control: Arc<Control>,
     replay_buffer: usize,
+    push: Option<(Duration, usize)>,
     token: CancellationToken,
     tasks: TaskTracker,
     next_id: u64,
@@ -227,6 +231,7 @@ impl Acceptor {
                         ledger: self.ledger.clone(),
                         control: self.control.clone(),
                         replay_buffer: self.replay_buffer,
+                        push: self.push,
                         token: self.token.child_token(),
                     };
                     self.tasks.spawn(conn.serve(stream));
