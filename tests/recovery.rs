@@ -103,6 +103,49 @@ faults:
     assert_eq!(n(&r, "messages_received"), n(&r, "messages_delivered"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_messages_dropped_by_the_shim_are_seen_as_gaps_and_resent() {
+    // The shim drops whole WebSocket messages (framing intact) both ways: a receiver sees
+    // a sequence gap, closes, and the resume sends the missing ones again.
+    let r = run(r#"
+name: ws-drop
+seed: 4
+duration: 4s
+clients: { count: 20, connect_rate: 200/s }
+messages: { rate: 20/s, size: 64B }
+recovery:
+  backoff: { kind: exponential, initial: 20ms, max: 200ms, jitter: full }
+  handshake_timeout: 500ms
+  retransmit: { ack_timeout: 1s }
+faults:
+  - { kind: ws_drop, probability: 2%, at: 500ms, for: 2s }
+"#)
+    .await;
+    let drops = &r["faults"][0];
+    assert_eq!(drops["kind"], "ws_drop");
+    assert!(
+        drops["actions"]["dropped"].as_u64().unwrap_or(0) > 5,
+        "{drops}"
+    );
+    assert!(n(&r, "disconnects") > 5, "{}", r["counters"]);
+    assert!(n(&r, "messages_delivered") > 1000);
+    assert_eq!(n(&r, "messages_lost"), 0, "{}", r["counters"]);
+    assert_eq!(n(&r, "messages_duplicated"), 0);
+    assert_eq!(n(&r, "messages_sent"), n(&r, "messages_delivered"));
+    assert_eq!(n(&r, "messages_received"), n(&r, "messages_delivered"));
+    assert!(
+        n(&r, "retransmits") > 0,
+        "the lost messages were sent again"
+    );
+    // A drop breaks the session where it happens: detection is timed from it.
+    assert!(
+        r["histograms"]["detection_latency"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
 fn session_config(url: String, protocol: Protocol) -> SessionConfig {
     let mut policy = squall::scenario::defaults::recovery();
     policy.backoff.initial = Duration::from_millis(50);

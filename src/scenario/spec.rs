@@ -220,6 +220,10 @@ pub struct FaultSpec {
     pub unit: Option<DropUnitSpec>,
     pub correlation: Option<ShareText>,
     pub bytes: Option<SizeText>,
+    pub controls: Option<bool>,
+    pub code: Option<u64>,
+    pub reason: Option<String>,
+    pub swallow: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +241,14 @@ pub enum FaultKindSpec {
     LimitData,
     SlowClose,
     Partition,
+    WsDrop,
+    WsDelay,
+    WsDuplicate,
+    WsReorder,
+    WsClose,
+    WsPong,
+    WsInvalidUtf8,
+    WsOversize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,7 +55,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, token: &CancellationToken, tracker: &T
         let (shared, token) = (shared.clone(), token.clone());
         let at = shared.plans[plan].fault.window.at;
         match shared.plans[plan].effect.clone() {
-            Effect::Stage(_) => {
+            Effect::Stage(_) | Effect::Messages(_) => {
                 let first_open = shared.clock.elapsed() >= at;
                 if first_open {
                     open(&shared, plan, 0, members(&shared, plan, 0));
