@@ -18,3 +18,9 @@ mod end_to_end;
 
 // The recovery engine against faults and misbehaving servers: exactly once, every time.
 mod recovery;
+
+// `squall serve` through the built binary: echo, squall.v1, SIGINT, a taken port.
+mod serve;
+
+// squall against a WebSocket echo server it did not write (Python's `websockets`).
+mod external;
