@@ -2,6 +2,7 @@
 //! outcome becomes an exit code (`exit.rs`).
 
 mod exit;
+mod serve;
 mod summary;
 
 use std::io::IsTerminal;
@@ -45,6 +46,11 @@ pub enum Command {
         #[arg(required = true, value_name = "SCENARIO.yaml")]
         scenarios: Vec<PathBuf>,
     },
+    /// Run the built-in target server alone until Ctrl-C, then print what it received.
+    ///
+    /// squall.v1 for clients that offer it (sessions resumable, exactly-once both ways);
+    /// a plain echo for any other WebSocket client (websocat, a browser).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +98,7 @@ pub fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Run(args) => run_command(args),
+        Command::Serve(args) => serve::run(args),
     };
     exit.into()
 }
