@@ -102,6 +102,20 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
             d.sent, d.delivered, d.lost
         )?;
     }
+    if r.scenario.pointer("/target/url").is_some() {
+        writeln!(
+            o,
+            "The target is your server: `duplicated` counts only what squall's clients saw twice; \
+             whether your server's application got a message twice is for your server to count.\n"
+        )?;
+    } else {
+        writeln!(
+            o,
+            "The built-in server's own ledger: {} distinct messages received from clients; {} sent to \
+             clients, {} of them acknowledged (so delivered); {} delivered to clients' applications.\n",
+            c.server_received, c.server_sent, c.server_sent_acked, c.messages_received
+        )?;
+    }
     hist_table(
         o,
         r,
