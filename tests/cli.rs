@@ -18,7 +18,9 @@ fn help_and_version_exit_0() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        ["run", "validate", "serve", "Exit codes"].iter().all(|w| text.contains(w)),
+        ["run", "validate", "serve", "Exit codes"]
+            .iter()
+            .all(|w| text.contains(w)),
         "{text}"
     );
     assert_eq!(squall(&["--version"]).status.code(), Some(0));

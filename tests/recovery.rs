@@ -8,31 +8,9 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::support::{TempDir, report_json};
+use crate::support::{TempDir, counter as n, run_yaml as run};
 use squall::recovery::{Session, SessionConfig, SessionEvent};
-use squall::run::{RunOptions, RunStatus};
 use squall::scenario::{MessageKind, Protocol};
-
-/// Runs `yaml` in-process and returns its report.json.
-async fn run(yaml: &str) -> serde_json::Value {
-    let dir = TempDir::new("recovery");
-    let scenario = squall::scenario::from_str(yaml, "recovery.yaml").unwrap();
-    let opts = RunOptions {
-        out: Some(dir.path().to_path_buf()),
-        live: false,
-    };
-    let outcome = squall::run::run(scenario, opts, CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, RunStatus::Completed);
-    report_json(&outcome.dir)
-}
-
-fn n(r: &serde_json::Value, key: &str) -> u64 {
-    r["counters"][key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {key}: {}", r["counters"]))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_every_few_hundred_milliseconds_lose_and_duplicate_nothing() {

@@ -1,34 +1,6 @@
 //! Server-side faults of the built-in server, through whole in-process runs.
 
-use tokio_util::sync::CancellationToken;
-
-use crate::support::{TempDir, report_json};
-use squall::run::{RunOptions, RunStatus};
-
-async fn run(yaml: &str) -> serde_json::Value {
-    let dir = TempDir::new("server-faults");
-    let scenario = squall::scenario::from_str(yaml, "server.yaml").unwrap();
-    let opts = RunOptions {
-        out: Some(dir.path().to_path_buf()),
-        live: false,
-    };
-    let outcome = squall::run::run(scenario, opts, CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(
-        outcome.status,
-        RunStatus::Completed,
-        "{:?}",
-        outcome.report.run.error
-    );
-    report_json(&outcome.dir)
-}
-
-fn n(r: &serde_json::Value, key: &str) -> u64 {
-    r["counters"][key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {key}"))
-}
+use crate::support::{counter as n, run_yaml as run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_that_keeps_sessions_loses_and_duplicates_nothing_either_way() {

@@ -71,3 +71,31 @@ pub fn only_report_dir(parent: &Path) -> PathBuf {
 pub fn report_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }
+
+/// Runs a scenario given as YAML in-process (its report in a temporary directory) and
+/// returns its report.json; the run must complete.
+pub async fn run_yaml(yaml: &str) -> serde_json::Value {
+    let dir = TempDir::new("run");
+    let scenario = squall::scenario::from_str(yaml, "test.yaml").unwrap();
+    let opts = squall::run::RunOptions {
+        out: Some(dir.path().to_path_buf()),
+        live: false,
+    };
+    let outcome = squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.status,
+        squall::run::RunStatus::Completed,
+        "{:?}",
+        outcome.report.run.error
+    );
+    report_json(&outcome.dir)
+}
+
+/// A counter of a report.json, by name.
+pub fn counter(r: &serde_json::Value, key: &str) -> u64 {
+    r["counters"][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {key}: {}", r["counters"]))
+}
