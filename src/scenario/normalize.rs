@@ -298,8 +298,12 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
             });
             FaultKindSpec::Latency
         }
-        NetworkFaultKind::Bandwidth { bytes_per_second } => {
+        NetworkFaultKind::Bandwidth {
+            bytes_per_second,
+            shared,
+        } => {
             spec.rate = Some(BandwidthText(units::format_bandwidth(*bytes_per_second)));
+            spec.shared = Some(*shared);
             FaultKindSpec::Bandwidth
         }
         NetworkFaultKind::Slicer {
@@ -341,10 +345,19 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
             spec.delay = Some(duration(*delay));
             FaultKindSpec::SlowClose
         }
-        NetworkFaultKind::Blackhole => FaultKindSpec::Blackhole,
+        NetworkFaultKind::Blackhole { close_after } => {
+            spec.close_after = close_after.map(duration);
+            FaultKindSpec::Blackhole
+        }
         NetworkFaultKind::Reset => FaultKindSpec::Reset,
         NetworkFaultKind::Close => FaultKindSpec::Close,
         NetworkFaultKind::Partition => FaultKindSpec::Partition,
+        NetworkFaultKind::AcceptStall => FaultKindSpec::AcceptStall,
+        NetworkFaultKind::AcceptReset => FaultKindSpec::AcceptReset,
+        NetworkFaultKind::DialDelay { delay } => {
+            spec.delay = Some(duration(*delay));
+            FaultKindSpec::DialDelay
+        }
     });
     spec
 }

@@ -213,6 +213,7 @@ pub struct FaultSpec {
     pub jitter: Option<DurationText>,
     pub distribution: Option<DistributionSpec>,
     pub rate: Option<BandwidthText>,
+    pub shared: Option<bool>,
     pub average_size: Option<SizeText>,
     pub size_variation: Option<SizeText>,
     pub delay: Option<DurationText>,
@@ -220,6 +221,7 @@ pub struct FaultSpec {
     pub unit: Option<DropUnitSpec>,
     pub correlation: Option<ShareText>,
     pub bytes: Option<SizeText>,
+    pub close_after: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +239,9 @@ pub enum FaultKindSpec {
     LimitData,
     SlowClose,
     Partition,
+    AcceptStall,
+    AcceptReset,
+    DialDelay,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -134,7 +134,8 @@ fn the_full_example_validates() {
     assert_eq!(
         scenario.faults[4].kind,
         NetworkFaultKind::Bandwidth {
-            bytes_per_second: 65536
+            bytes_per_second: 65536,
+            shared: false
         }
     );
     assert_eq!(
@@ -201,6 +202,46 @@ fn stages_set_the_duration_when_it_is_left_out() {
     assert_eq!(error.path(), Some("clients.stages"));
 }
 
+const CONNECT_PHASE: &str = "\
+name: connect-phase
+clients: 5
+faults:
+  - { kind: accept_stall, at: 1s, for: 2s, connections: 50% }
+  - { kind: accept_reset, at: 4s, for: 1s }
+  - { kind: dial_delay, delay: 500ms, at: 6s, for: 2s }
+  - { kind: bandwidth, rate: 1MiB/s, shared: true }
+  - { kind: blackhole, close_after: 5s, at: 10s }
+";
+
+#[test]
+fn connect_phase_kinds_shared_bandwidth_and_close_after_validate() {
+    let faults = parse(CONNECT_PHASE).faults;
+    let kinds: Vec<_> = faults.iter().map(|f| f.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            NetworkFaultKind::AcceptStall,
+            NetworkFaultKind::AcceptReset,
+            NetworkFaultKind::DialDelay {
+                delay: Duration::from_millis(500)
+            },
+            NetworkFaultKind::Bandwidth {
+                bytes_per_second: 1024 * 1024,
+                shared: true
+            },
+            NetworkFaultKind::Blackhole {
+                close_after: Some(secs(5))
+            },
+        ]
+    );
+    assert_eq!(faults[0].connections, Connections::Share(Share(0.5)));
+    let missing = refuse("name: x\nclients: 1\nfaults:\n  - { kind: dial_delay }\n");
+    assert_eq!(missing.path(), Some("faults[0].delay"));
+    let foreign =
+        refuse("name: x\nclients: 1\nfaults:\n  - { kind: latency, latency: 1ms, shared: true }\n");
+    assert_eq!(foreign.path(), Some("faults[0].shared"));
+}
+
 #[test]
 fn normalized_json_reads_back_equal() {
     let minimal = "name: tiny\nclients: 5\n";
@@ -209,6 +250,7 @@ fn normalized_json_reads_back_equal() {
         FULL,
         minimal,
         external,
+        CONNECT_PHASE,
         include_str!("../../scenarios/quickstart.yaml"),
     ] {
         let scenario = parse(text);

@@ -83,10 +83,15 @@ impl<'a> Chain<'a> {
         self.rebuild(&set, now);
     }
 
-    /// Waits for the timeline to change or a staggered start to come, then catches up.
-    /// Cancel-safe: nothing happens unless it completes.
+    /// Waits for the timeline to change, a staggered start to come or a stage's wake-up
+    /// (see `Stage::wake_at`), then catches up. Cancel-safe: nothing happens unless it
+    /// completes.
     pub async fn follow(&mut self) {
-        let pending = self.pending;
+        let wake = self.stages.iter().filter_map(|a| a.stage.wake_at()).min();
+        let pending = match (self.pending, wake) {
+            (Some(p), Some(w)) => Some(p.min(w)),
+            (p, w) => p.or(w),
+        };
         let far = || Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let live = tokio::select! {
             r = self.rx.changed() => r.is_ok(),
@@ -129,13 +134,13 @@ impl<'a> Chain<'a> {
                     // A blackhole stamped the connections open at its start already (see
                     // `blackhole::window_opened`); a later one is cut from its first byte.
                     let stamped =
-                        matches!(spec, StageSpec::Blackhole) && self.info.since <= open.opened;
+                        matches!(spec, StageSpec::Blackhole(_)) && self.info.since <= open.opened;
                     Applied {
                         plan: open.plan,
                         window: open.window,
                         action: spec.action(),
                         stamps: spec.breaks() && !stamped,
-                        stage: spec.build(rng),
+                        stage: spec.build(rng, self.dir),
                         acted: false,
                         bytes: 0,
                     }

@@ -205,7 +205,11 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                     }
                 }
             }
-            () = self.chain.follow() => self.refresh_fin(),
+            () = self.chain.follow() => {
+                self.refresh_fin();
+                // A stage may end the connection with no chunk coming (see `wake_at`).
+                self.closing = self.closing || self.chain.closes();
+            }
             r = self.reader.read(&mut self.buf), if can_read => {
                 let n = r?;
                 let now = Instant::now();

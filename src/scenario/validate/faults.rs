@@ -75,16 +75,18 @@ fn network_fault(path: &YamlPath, id: usize, spec: &FaultSpec, run: &Run) -> Che
 fn parameters_of(kind: FaultKindSpec) -> &'static [&'static str] {
     match kind {
         FaultKindSpec::Latency => &["latency", "jitter", "distribution"],
-        FaultKindSpec::Bandwidth => &["rate"],
+        FaultKindSpec::Bandwidth => &["rate", "shared"],
         FaultKindSpec::Slicer => &["average_size", "size_variation", "delay"],
         FaultKindSpec::Drop => &["probability", "unit", "correlation"],
         FaultKindSpec::Corrupt | FaultKindSpec::Duplicate => &["probability"],
         FaultKindSpec::LimitData => &["bytes"],
-        FaultKindSpec::SlowClose => &["delay"],
-        FaultKindSpec::Blackhole
-        | FaultKindSpec::Reset
+        FaultKindSpec::SlowClose | FaultKindSpec::DialDelay => &["delay"],
+        FaultKindSpec::Blackhole => &["close_after"],
+        FaultKindSpec::Reset
         | FaultKindSpec::Close
-        | FaultKindSpec::Partition => &[],
+        | FaultKindSpec::Partition
+        | FaultKindSpec::AcceptStall
+        | FaultKindSpec::AcceptReset => &[],
     }
 }
 
@@ -102,6 +104,9 @@ fn kind_name(kind: FaultKindSpec) -> &'static str {
         FaultKindSpec::LimitData => "limit_data",
         FaultKindSpec::SlowClose => "slow_close",
         FaultKindSpec::Partition => "partition",
+        FaultKindSpec::AcceptStall => "accept_stall",
+        FaultKindSpec::AcceptReset => "accept_reset",
+        FaultKindSpec::DialDelay => "dial_delay",
     }
 }
 
@@ -111,6 +116,7 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("jitter", spec.jitter.is_some()),
         ("distribution", spec.distribution.is_some()),
         ("rate", spec.rate.is_some()),
+        ("shared", spec.shared.is_some()),
         ("average_size", spec.average_size.is_some()),
         ("size_variation", spec.size_variation.is_some()),
         ("delay", spec.delay.is_some()),
@@ -118,6 +124,7 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("unit", spec.unit.is_some()),
         ("correlation", spec.correlation.is_some()),
         ("bytes", spec.bytes.is_some()),
+        ("close_after", spec.close_after.is_some()),
     ];
     let allowed = spec.kind.map(parameters_of).unwrap_or_default();
     foreign(path, kind, allowed, &present)
@@ -202,7 +209,10 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
                     format!("must be at least 1B/s (got {})", text.as_str()),
                 ));
             }
-            NetworkFaultKind::Bandwidth { bytes_per_second }
+            NetworkFaultKind::Bandwidth {
+                bytes_per_second,
+                shared: spec.shared.unwrap_or(false),
+            }
         }
         FaultKindSpec::Slicer => {
             let size_or = |key: &str, text: Option<&SizeText>, default: u64| {
@@ -282,10 +292,28 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
             };
             NetworkFaultKind::SlowClose { delay }
         }
-        FaultKindSpec::Blackhole => NetworkFaultKind::Blackhole,
+        FaultKindSpec::DialDelay => {
+            let delay_path = path.key("delay");
+            let text = fields::required(
+                &delay_path,
+                spec.delay.as_ref(),
+                "how much later the server is dialed, e.g. 2s",
+            )?;
+            NetworkFaultKind::DialDelay {
+                delay: fields::positive_duration(&delay_path, text)?,
+            }
+        }
+        FaultKindSpec::Blackhole => NetworkFaultKind::Blackhole {
+            close_after: fields::optional_positive_duration(
+                &path.key("close_after"),
+                spec.close_after.as_ref(),
+            )?,
+        },
         FaultKindSpec::Reset => NetworkFaultKind::Reset,
         FaultKindSpec::Close => NetworkFaultKind::Close,
         FaultKindSpec::Partition => NetworkFaultKind::Partition,
+        FaultKindSpec::AcceptStall => NetworkFaultKind::AcceptStall,
+        FaultKindSpec::AcceptReset => NetworkFaultKind::AcceptReset,
     })
 }
 

@@ -13,6 +13,10 @@
 //! - an **action** ([`Action`]): something done to chosen connections at a moment (reset,
 //!   close), fired by the timeline.
 //!
+//! - a **connect-phase** fault ([`Connect`]): while its window is open it acts on chosen
+//!   connections between accept and the upstream dial (`accept_stall`, `accept_reset`,
+//!   `dial_delay`; see `conn`).
+//!
 //! `partition` is both: the blackhole stage on the connections it covers, and a refusal of
 //! new ones at accept (see `partition`).
 //!
@@ -22,10 +26,14 @@
 //! Adding a kind: a file here, a variant of [`StageSpec`] or [`Action`], one arm in
 //! [`Plan::new`].
 
+pub(crate) mod accept_reset;
+pub(crate) mod accept_stall;
 pub(crate) mod bandwidth;
 pub(crate) mod blackhole;
 pub(crate) mod close;
+pub(crate) mod connect;
 pub(crate) mod corrupt;
+pub(crate) mod dial_delay;
 pub(crate) mod drop;
 pub(crate) mod duplicate;
 pub(crate) mod latency;
@@ -97,6 +105,13 @@ pub(crate) trait Stage: Send {
     fn queue_limit(&self) -> Option<usize> {
         None
     }
+
+    /// When the stage wants [`Stage::closes`] asked again even if no chunk comes (a
+    /// blackhole that closes after a while); `None`: only when chunks come. Must not
+    /// return an instant already passed (the link would wake at once, again and again).
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// A windowed fault's parameters; [`StageSpec::build`] makes one [`Stage`] per link.
@@ -109,22 +124,22 @@ pub(crate) enum StageSpec {
     Corrupt(corrupt::Spec),
     Duplicate(duplicate::Spec),
     /// `blackhole`, and `partition` on the connections open during its window.
-    Blackhole,
+    Blackhole(blackhole::Spec),
     LimitData(limit_data::Spec),
     SlowClose(slow_close::Spec),
 }
 
 impl StageSpec {
-    /// A fresh stage for one link, drawing from `rng`.
-    pub fn build(&self, rng: Rng) -> Box<dyn Stage> {
+    /// A fresh stage for the link of direction `dir`, drawing from `rng`.
+    pub fn build(&self, rng: Rng, dir: Direction) -> Box<dyn Stage> {
         match self {
             Self::Latency(spec) => Box::new(latency::Latency::new(spec.clone(), rng)),
-            Self::Bandwidth(spec) => Box::new(bandwidth::Bandwidth::new(spec)),
+            Self::Bandwidth(spec) => Box::new(bandwidth::Bandwidth::new(spec, dir)),
             Self::Slicer(spec) => Box::new(slicer::Slicer::new(spec, rng)),
             Self::Drop(spec) => Box::new(drop::Loss::new(spec, rng)),
             Self::Corrupt(spec) => Box::new(corrupt::Corrupt::new(spec, rng)),
             Self::Duplicate(spec) => Box::new(duplicate::Duplicate::new(spec, rng)),
-            Self::Blackhole => Box::new(blackhole::Blackhole),
+            Self::Blackhole(spec) => Box::new(blackhole::Blackhole::new(spec)),
             Self::LimitData(spec) => Box::new(limit_data::LimitData::new(spec)),
             Self::SlowClose(spec) => Box::new(slow_close::SlowClose::new(spec)),
         }
@@ -139,7 +154,7 @@ impl StageSpec {
             Self::Drop(_) => "dropped",
             Self::Corrupt(_) => "corrupted",
             Self::Duplicate(_) => "duplicated",
-            Self::Blackhole => "blackholed",
+            Self::Blackhole(_) => "blackholed",
             Self::LimitData(_) => "limited",
             Self::SlowClose(_) => "close_delayed",
         }
@@ -153,7 +168,7 @@ impl StageSpec {
             Self::Drop(_)
             | Self::Corrupt(_)
             | Self::Duplicate(_)
-            | Self::Blackhole
+            | Self::Blackhole(_)
             | Self::LimitData(_) => true,
             Self::Latency(_) | Self::Bandwidth(_) | Self::Slicer(_) | Self::SlowClose(_) => false,
         }
@@ -212,10 +227,34 @@ impl Action {
     }
 }
 
+/// A connect-phase fault: what happens to a chosen new connection before its upstream
+/// side is dialed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connect {
+    /// Hold it, unread and undialed (see `accept_stall`).
+    Stall,
+    /// Reset it at once (see `accept_reset`).
+    Reset,
+    /// Dial this much later (see `dial_delay`).
+    DialDelay(std::time::Duration),
+}
+
+impl Connect {
+    /// The `action` of the fault's `FaultTouched` events.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::Stall => "stalled",
+            Self::Reset => "reset",
+            Self::DialDelay(_) => "dial_delayed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Effect {
     Stage(StageSpec),
     Action(Action),
+    Connect(Connect),
 }
 
 /// A scenario fault checked for the shim, with the seed all its decisions derive from.
@@ -253,13 +292,17 @@ impl Plan {
                 jitter: *jitter,
                 distribution: *distribution,
             })),
-            NetworkFaultKind::Bandwidth { bytes_per_second } => {
+            NetworkFaultKind::Bandwidth {
+                bytes_per_second,
+                shared,
+            } => {
                 if *bytes_per_second == 0 {
                     return Err(invalid("`rate` must be at least 1B/s"));
                 }
-                Effect::Stage(StageSpec::Bandwidth(bandwidth::Spec {
-                    bytes_per_second: *bytes_per_second,
-                }))
+                Effect::Stage(StageSpec::Bandwidth(bandwidth::Spec::new(
+                    *bytes_per_second,
+                    *shared,
+                )))
             }
             NetworkFaultKind::Slicer {
                 average_size,
@@ -296,8 +339,13 @@ impl Plan {
                     probability: probability(*p, "probability")?,
                 }))
             }
-            NetworkFaultKind::Blackhole | NetworkFaultKind::Partition => {
-                Effect::Stage(StageSpec::Blackhole)
+            NetworkFaultKind::Blackhole { close_after } => {
+                Effect::Stage(StageSpec::Blackhole(blackhole::Spec {
+                    close_after: *close_after,
+                }))
+            }
+            NetworkFaultKind::Partition => {
+                Effect::Stage(StageSpec::Blackhole(blackhole::Spec { close_after: None }))
             }
             NetworkFaultKind::LimitData { bytes } => {
                 if *bytes == 0 {
@@ -310,6 +358,9 @@ impl Plan {
             }
             NetworkFaultKind::Reset => Effect::Action(Action::Reset),
             NetworkFaultKind::Close => Effect::Action(Action::Close),
+            NetworkFaultKind::AcceptStall => Effect::Connect(Connect::Stall),
+            NetworkFaultKind::AcceptReset => Effect::Connect(Connect::Reset),
+            NetworkFaultKind::DialDelay { delay } => Effect::Connect(Connect::DialDelay(*delay)),
         };
         // Seeded by the fault's (unique) name, not its position, so leaving a fault out
         // (`--duration` cuts the ones past the end) does not change the others' decisions.
@@ -366,6 +417,7 @@ mod tests {
         let kinds = [
             NetworkFaultKind::Bandwidth {
                 bytes_per_second: 1024,
+                shared: true,
             },
             NetworkFaultKind::Slicer {
                 average_size: 8,
@@ -379,7 +431,7 @@ mod tests {
             },
             NetworkFaultKind::Corrupt { probability: 0.1 },
             NetworkFaultKind::Duplicate { probability: 0.1 },
-            NetworkFaultKind::Blackhole,
+            NetworkFaultKind::Blackhole { close_after: None },
             NetworkFaultKind::Reset,
             NetworkFaultKind::Close,
             NetworkFaultKind::LimitData { bytes: 10 },
@@ -387,6 +439,11 @@ mod tests {
                 delay: Duration::from_secs(1),
             },
             NetworkFaultKind::Partition,
+            NetworkFaultKind::AcceptStall,
+            NetworkFaultKind::AcceptReset,
+            NetworkFaultKind::DialDelay {
+                delay: Duration::from_secs(1),
+            },
         ];
         for kind in kinds {
             let name = kind.name();
@@ -406,6 +463,7 @@ mod tests {
             NetworkFaultKind::Corrupt { probability: -0.1 },
             NetworkFaultKind::Bandwidth {
                 bytes_per_second: 0,
+                shared: false,
             },
             NetworkFaultKind::Slicer {
                 average_size: 4,
