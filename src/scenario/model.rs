@@ -346,8 +346,10 @@ pub enum NetworkFaultKind {
         probability: f64,
     },
     Blackhole {
-        /// Close each blackholed connection this long after the blackhole reached it.
+        /// Close each blackholed connection (FIN) this long after the blackhole reached it.
         close_after: Option<Duration>,
+        /// Or reset it (RST); at most one of the two is set.
+        reset_after: Option<Duration>,
     },
     Reset,
     Close,

@@ -345,8 +345,12 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
             spec.delay = Some(duration(*delay));
             FaultKindSpec::SlowClose
         }
-        NetworkFaultKind::Blackhole { close_after } => {
+        NetworkFaultKind::Blackhole {
+            close_after,
+            reset_after,
+        } => {
             spec.close_after = close_after.map(duration);
+            spec.reset_after = reset_after.map(duration);
             FaultKindSpec::Blackhole
         }
         NetworkFaultKind::Reset => FaultKindSpec::Reset,

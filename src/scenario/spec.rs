@@ -222,6 +222,7 @@ pub struct FaultSpec {
     pub correlation: Option<ShareText>,
     pub bytes: Option<SizeText>,
     pub close_after: Option<DurationText>,
+    pub reset_after: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

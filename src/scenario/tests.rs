@@ -211,6 +211,7 @@ faults:
   - { kind: dial_delay, delay: 500ms, at: 6s, for: 2s }
   - { kind: bandwidth, rate: 1MiB/s, shared: true }
   - { kind: blackhole, close_after: 5s, at: 10s }
+  - { kind: blackhole, reset_after: 1s, at: 20s, for: 2s }
 ";
 
 #[test]
@@ -230,9 +231,18 @@ fn connect_phase_kinds_shared_bandwidth_and_close_after_validate() {
                 shared: true
             },
             NetworkFaultKind::Blackhole {
-                close_after: Some(secs(5))
+                close_after: Some(secs(5)),
+                reset_after: None
             },
+            faults[5].kind.clone(),
         ]
+    );
+    assert_eq!(
+        faults[5].kind,
+        NetworkFaultKind::Blackhole {
+            close_after: None,
+            reset_after: Some(secs(1))
+        }
     );
     assert_eq!(faults[0].connections, Connections::Share(Share(0.5)));
     let missing = refuse("name: x\nclients: 1\nfaults:\n  - { kind: dial_delay }\n");

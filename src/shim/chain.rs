@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::conn::ConnInfo;
 use super::faults::{Chunk, Effect, Stage, StageSpec};
+use super::registry::Kill;
 use super::select;
 use super::timeline::ActiveSet;
 use super::{Shared, ledger};
@@ -189,6 +190,16 @@ impl<'a> Chain<'a> {
     /// A stage has ended the connection (see `Stage::closes`).
     pub fn closes(&self) -> bool {
         self.stages.iter().any(|a| a.stage.closes())
+    }
+
+    /// A stage has reset the connection (see `Stage::resets`): tells its task to abort it.
+    pub fn check_reset(&self) {
+        if self.stages.iter().any(|a| a.stage.resets()) {
+            // False when it is already ending: nothing more to do.
+            self.shared
+                .registry
+                .kill(self.info.conn, Kill::Reset(Direction::Both));
+        }
     }
 
     /// The most bytes the link may hold while these stages are in place.

@@ -209,6 +209,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                 self.refresh_fin();
                 // A stage may end the connection with no chunk coming (see `wake_at`).
                 self.closing = self.closing || self.chain.closes();
+                self.chain.check_reset();
             }
             r = self.reader.read(&mut self.buf), if can_read => {
                 let n = r?;
@@ -252,6 +253,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
         }
         // A closing stage passes nothing more, so the queue now ends where it cut.
         self.closing = self.closing || self.chain.closes();
+        self.chain.check_reset();
     }
 
     /// This direction was closed by a fault: FIN now, then discard the source.

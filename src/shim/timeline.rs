@@ -17,7 +17,7 @@
 //! Ledger: `FaultStarted`/`FaultStopped` at each window's edges; around each firing of an
 //! instantaneous fault. A window still open when the run is cancelled is stopped then.
 //! A blackhole or partition window stamps the touch board of the connections it covers
-//! as it opens (see `blackhole::window_opened`); a blackhole with `close_after` closes
+//! as it opens (see `blackhole::window_opened`); a blackhole with `close_after` (`reset_after`) ends
 //! the covered connections open at its start that long after it (see
 //! `blackhole::close_open`).
 //!
@@ -122,7 +122,7 @@ async fn windows(
             _ => None,
         };
         let mut ended = true;
-        if let Some(after) = blackhole::close_after(&shared.plans[plan]) {
+        if let Some(after) = blackhole::end_after(&shared.plans[plan]) {
             let (opened, t) = (Instant::now(), shared.clock.elapsed() + after);
             if end.is_none_or(|e| t < e) {
                 ended = wait(shared, t, token).await;

@@ -81,7 +81,7 @@ fn parameters_of(kind: FaultKindSpec) -> &'static [&'static str] {
         FaultKindSpec::Corrupt | FaultKindSpec::Duplicate => &["probability"],
         FaultKindSpec::LimitData => &["bytes"],
         FaultKindSpec::SlowClose | FaultKindSpec::DialDelay => &["delay"],
-        FaultKindSpec::Blackhole => &["close_after"],
+        FaultKindSpec::Blackhole => &["close_after", "reset_after"],
         FaultKindSpec::Reset
         | FaultKindSpec::Close
         | FaultKindSpec::Partition
@@ -125,6 +125,7 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("correlation", spec.correlation.is_some()),
         ("bytes", spec.bytes.is_some()),
         ("close_after", spec.close_after.is_some()),
+        ("reset_after", spec.reset_after.is_some()),
     ];
     let allowed = spec.kind.map(parameters_of).unwrap_or_default();
     foreign(path, kind, allowed, &present)
@@ -303,12 +304,25 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
                 delay: fields::positive_duration(&delay_path, text)?,
             }
         }
-        FaultKindSpec::Blackhole => NetworkFaultKind::Blackhole {
-            close_after: fields::optional_positive_duration(
+        FaultKindSpec::Blackhole => {
+            let close_after = fields::optional_positive_duration(
                 &path.key("close_after"),
                 spec.close_after.as_ref(),
-            )?,
-        },
+            )?;
+            let reset_path = path.key("reset_after");
+            let reset_after =
+                fields::optional_positive_duration(&reset_path, spec.reset_after.as_ref())?;
+            if close_after.is_some() && reset_after.is_some() {
+                return Err(Invalid::key(
+                    &reset_path,
+                    "a blackhole ends with a close (close_after) or a reset (reset_after), not both",
+                ));
+            }
+            NetworkFaultKind::Blackhole {
+                close_after,
+                reset_after,
+            }
+        }
         FaultKindSpec::Reset => NetworkFaultKind::Reset,
         FaultKindSpec::Close => NetworkFaultKind::Close,
         FaultKindSpec::Partition => NetworkFaultKind::Partition,

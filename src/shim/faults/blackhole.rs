@@ -14,7 +14,12 @@
 //! With `close_after`, each blackholed connection is closed (FIN both ways, as `close`)
 //! that long after the blackhole reached it, traffic or not: the "silent, then gone"
 //! link, and Toxiproxy's `timeout` toxic (whose timer, unlike this one, restarts with each
-//! chunk and so never fires under WebSocket heartbeats).
+//! chunk and so never fires under WebSocket heartbeats). With `reset_after` it is reset
+//! (RST both ways, as `reset`) instead: Toxiproxy's `reset_peer`.
+//!
+//! "Reached it": the window's start for the connections open then (the timeline closes
+//! them, idle or not; see [`close_open`]); for a later connection, its first byte in a
+//! blackholed direction.
 //!
 //! The window's start stamps the touch board of every identified client it covers, idle or
 //! not (see [`window_opened`]): the link broke then, whether or not a byte was lost yet.
@@ -27,26 +32,36 @@ use tokio::time::Instant;
 
 use super::{Acted, Chunk, Stage};
 use crate::scenario::Direction;
+use crate::shim::registry::Kill;
 use crate::shim::select::{self, Key, Members};
 use crate::shim::{Shared, ledger};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Spec {
-    pub close_after: Option<Duration>,
+    /// End the connection this long after the blackhole reached it.
+    pub end_after: Option<Duration>,
+    /// End it with a reset rather than a close.
+    pub reset: bool,
 }
 
 /// The blackhole stage of one link for one window.
 pub(crate) struct Blackhole {
-    /// When the connection is closed, if ever.
-    close_at: Option<Instant>,
+    /// When the connection is ended, if ever.
+    end_at: Option<Instant>,
+    reset: bool,
 }
 
 impl Blackhole {
-    /// Built when the blackhole reaches the link: `close_after` counts from now.
+    /// Built when the blackhole reaches the link: `end_after` counts from now.
     pub fn new(spec: &Spec) -> Self {
         Self {
-            close_at: spec.close_after.map(|after| Instant::now() + after),
+            end_at: spec.end_after.map(|after| Instant::now() + after),
+            reset: spec.reset,
         }
+    }
+
+    fn ended(&self) -> bool {
+        self.end_at.is_some_and(|t| Instant::now() >= t)
     }
 }
 
@@ -60,36 +75,57 @@ impl Stage for Blackhole {
     }
 
     fn closes(&self) -> bool {
-        self.close_at.is_some_and(|t| Instant::now() >= t)
+        !self.reset && self.ended()
+    }
+
+    fn resets(&self) -> bool {
+        self.reset && self.ended()
     }
 
     fn wake_at(&self) -> Option<Instant> {
-        // Once passed, the link is closing: waking again would only spin.
-        self.close_at.filter(|t| *t > Instant::now())
+        // Once passed, the link is ending: waking again would only spin.
+        self.end_at.filter(|t| *t > Instant::now())
     }
 }
 
-/// A blackhole's `close_after`, if it has one.
-pub(crate) fn close_after(plan: &super::Plan) -> Option<Duration> {
+/// A blackhole's `close_after` or `reset_after`, if it has one.
+pub(crate) fn end_after(plan: &super::Plan) -> Option<Duration> {
     match &plan.effect {
-        super::Effect::Stage(super::StageSpec::Blackhole(spec)) => spec.close_after,
+        super::Effect::Stage(super::StageSpec::Blackhole(spec)) => spec.end_after,
         _ => None,
     }
 }
 
-/// `close_after` has passed since a blackhole window of fault `plan` opened at `opened`:
-/// closes the connections it covers that were open then, idle or not (later ones are
-/// closed by their own stage, `close_after` after it reached them).
+/// `close_after` (or `reset_after`) has passed since a blackhole window of fault `plan`
+/// opened at `opened`: ends the connections it covers that were open then, idle or not
+/// (later ones are ended by their own stage, that long after it reached them).
 pub(crate) fn close_open(shared: &Shared, plan: usize, members: &Members, opened: Instant) {
+    let reset = matches!(
+        &shared.plans[plan].effect,
+        super::Effect::Stage(super::StageSpec::Blackhole(spec)) if spec.reset
+    );
     for c in shared.registry.opened_by(opened) {
-        if !members.contains(c.key) || !shared.registry.close(c.conn, Direction::Both) {
+        if !members.contains(c.key) {
+            continue;
+        }
+        let ended = match reset {
+            true => shared.registry.kill(c.conn, Kill::Reset(Direction::Both)),
+            false => shared.registry.close(c.conn, Direction::Both),
+        };
+        if !ended {
             continue;
         }
         let client = match c.key {
             Key::Client(i) => Some(i),
             Key::Conn(_) => None,
         };
-        ledger::instant(shared, plan, c.conn, client, "closed");
+        ledger::instant(
+            shared,
+            plan,
+            c.conn,
+            client,
+            if reset { "reset" } else { "closed" },
+        );
     }
 }
 
@@ -124,7 +160,10 @@ mod tests {
 
     fn blackhole(at_ms: u64, for_ms: u64) -> crate::scenario::NetworkFault {
         fault(
-            NetworkFaultKind::Blackhole { close_after: None },
+            NetworkFaultKind::Blackhole {
+                close_after: None,
+                reset_after: None,
+            },
             Duration::from_millis(at_ms),
             Some(Duration::from_millis(for_ms)),
         )
@@ -184,6 +223,7 @@ mod tests {
         let f = fault(
             NetworkFaultKind::Blackhole {
                 close_after: Some(Duration::from_millis(300)),
+                reset_after: None,
             },
             Duration::from_millis(100),
             None,
@@ -216,5 +256,34 @@ mod tests {
         );
         let ledger = h.stop().await;
         assert_eq!(ledger[0].actions["closed"], 2);
+    }
+
+    #[tokio::test]
+    async fn reset_after_resets_open_and_later_connections() {
+        let echo = echo_server().await;
+        let f = fault(
+            NetworkFaultKind::Blackhole {
+                close_after: None,
+                reset_after: Some(Duration::from_millis(200)),
+            },
+            Duration::from_millis(50),
+            None,
+        );
+        let h = Harness::start(vec![f], 1, echo, false).await;
+        let mut idle = TcpStream::connect(h.addr()).await.unwrap();
+        roundtrip(&mut idle, b"hi").await;
+        let (got, end) = read_for(&mut idle, LIMIT).await;
+        assert!(got.is_empty(), "{got:?}");
+        let kind = end.expect("ended").unwrap_err().kind();
+        assert_eq!(kind, std::io::ErrorKind::ConnectionReset);
+        assert!(h.clock.elapsed() >= Duration::from_millis(240));
+        // Later: reset 200 ms after its first byte met the blackhole.
+        let mut late = TcpStream::connect(h.addr()).await.unwrap();
+        late.write_all(b"x").await.unwrap();
+        let (_, end) = read_for(&mut late, LIMIT).await;
+        let kind = end.expect("ended").unwrap_err().kind();
+        assert_eq!(kind, std::io::ErrorKind::ConnectionReset);
+        let ledger = h.stop().await;
+        assert_eq!(ledger[0].actions["reset"], 1);
     }
 }

@@ -99,6 +99,12 @@ pub(crate) trait Stage: Send {
         false
     }
 
+    /// True once the stage has ended the connection with a reset: the shim aborts both
+    /// sides with an RST at once, whatever is still queued.
+    fn resets(&self) -> bool {
+        false
+    }
+
     /// The most bytes the link may hold waiting while this stage is in place; beyond it
     /// the link stops reading and TCP backpressure reaches the sender. `None`: the link's
     /// own bound.
@@ -106,7 +112,7 @@ pub(crate) trait Stage: Send {
         None
     }
 
-    /// When the stage wants [`Stage::closes`] asked again even if no chunk comes (a
+    /// When the stage wants [`Stage::closes`] and [`Stage::resets`] asked again even if no chunk comes (a
     /// blackhole that closes after a while); `None`: only when chunks come. Must not
     /// return an instant already passed (the link would wake at once, again and again).
     fn wake_at(&self) -> Option<Instant> {
@@ -339,14 +345,24 @@ impl Plan {
                     probability: probability(*p, "probability")?,
                 }))
             }
-            NetworkFaultKind::Blackhole { close_after } => {
+            NetworkFaultKind::Blackhole {
+                close_after,
+                reset_after,
+            } => {
+                if close_after.is_some() && reset_after.is_some() {
+                    return Err(invalid(
+                        "`close_after` and `reset_after` exclude each other",
+                    ));
+                }
                 Effect::Stage(StageSpec::Blackhole(blackhole::Spec {
-                    close_after: *close_after,
+                    end_after: close_after.or(*reset_after),
+                    reset: reset_after.is_some(),
                 }))
             }
-            NetworkFaultKind::Partition => {
-                Effect::Stage(StageSpec::Blackhole(blackhole::Spec { close_after: None }))
-            }
+            NetworkFaultKind::Partition => Effect::Stage(StageSpec::Blackhole(blackhole::Spec {
+                end_after: None,
+                reset: false,
+            })),
             NetworkFaultKind::LimitData { bytes } => {
                 if *bytes == 0 {
                     return Err(invalid("`bytes` must be > 0"));
@@ -431,7 +447,10 @@ mod tests {
             },
             NetworkFaultKind::Corrupt { probability: 0.1 },
             NetworkFaultKind::Duplicate { probability: 0.1 },
-            NetworkFaultKind::Blackhole { close_after: None },
+            NetworkFaultKind::Blackhole {
+                close_after: None,
+                reset_after: Some(Duration::from_secs(1)),
+            },
             NetworkFaultKind::Reset,
             NetworkFaultKind::Close,
             NetworkFaultKind::LimitData { bytes: 10 },
