@@ -30,6 +30,16 @@ impl Scenario {
     }
 }
 
+impl NetworkFault {
+    /// The fault as a scenario's `faults:` entry writes it, every default spelled out (the
+    /// proxy's control API answers with it). Parsing it back gives an equal fault.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(fault(self)).unwrap_or_default();
+        drop_nulls(&mut value);
+        value
+    }
+}
+
 /// Absent keys serialize as `null`; a scenario leaves them out.
 fn drop_nulls(value: &mut serde_json::Value) {
     match value {

@@ -253,6 +253,31 @@ fn connect_phase_kinds_shared_bandwidth_and_close_after_validate() {
 }
 
 #[test]
+fn a_faults_file_is_a_list_checked_like_a_scenarios_faults() {
+    let text = "# proxy faults\n- { kind: latency, latency: 80ms, at: 5s, for: 10s }\n- kind: blackhole\n  for: 0s\n";
+    let error = crate::scenario::faults_from_str(text, "faults.yaml").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "faults.yaml:4:8: [1].for: must be > 0 (got 0s)"
+    );
+    let ok = "- { kind: latency, latency: 80ms, at: 2h }\n- { kind: reset, name: kick, at: 1s }\n";
+    let faults = crate::scenario::faults_from_str(ok, "f.yaml").unwrap();
+    assert_eq!(faults[0].window.at, secs(7200), "no end of run to be within");
+    assert_eq!(faults[1].name, "kick");
+    assert!(crate::scenario::faults_from_str("\n# none\n", "f.yaml").unwrap().is_empty());
+    let typo = crate::scenario::faults_from_str("- { kind: latency, latncy: 1s }\n", "f.yaml");
+    assert!(typo.unwrap_err().to_string().starts_with("f.yaml:1:"));
+    // One fault alone, as the control API takes it: JSON, with or without a name.
+    let one = crate::scenario::fault_from_str(r#"{"kind": "latency", "latency": "50ms"}"#, "body").unwrap();
+    assert_eq!(one.name, "", "the proxy names it");
+    let again = crate::scenario::fault_from_str(&faults[1].to_json().to_string(), "body").unwrap();
+    assert_eq!(again.kind, faults[1].kind);
+    assert_eq!((again.name.as_str(), again.window), ("kick", faults[1].window));
+    let bad = crate::scenario::fault_from_str(r#"{"kind": "latency"}"#, "body").unwrap_err();
+    assert_eq!(bad.path(), Some("latency"));
+}
+
+#[test]
 fn normalized_json_reads_back_equal() {
     let minimal = "name: tiny\nclients: 5\n";
     let external = "name: ext\nclients: 5\ntarget:\n  url: wss://example.com/ws\n  protocol: echo\n  headers: { X-Tenant: acme, Authorization: Bearer x }\n  subprotocols: [chat]\n  ca_file: ca.pem\n";

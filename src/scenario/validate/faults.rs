@@ -36,6 +36,11 @@ pub fn network_faults(
     Ok(faults)
 }
 
+/// One fault at the root of its own document.
+pub fn single(spec: &FaultSpec, run: &Run) -> Checked<NetworkFault> {
+    network_fault(&YamlPath::root(), 0, spec, run)
+}
+
 fn network_fault(path: &YamlPath, id: usize, spec: &FaultSpec, run: &Run) -> Checked<NetworkFault> {
     let kind_path = path.key("kind");
     let kind = *fields::required(
