@@ -18,3 +18,6 @@ mod end_to_end;
 
 // The recovery engine against faults and misbehaving servers: exactly once, every time.
 mod recovery;
+
+// `squall proxy`: the binary, the control API under traffic, Toxiproxy's clients.
+mod proxy;

@@ -57,6 +57,28 @@ pub fn load_faults(path: &Path) -> Result<Vec<NetworkFault>, ScenarioError> {
 
 /// Parses and checks a list of faults (see [`load_faults`]); an empty text is no fault.
 pub fn faults_from_str(text: &str, origin: &str) -> Result<Vec<NetworkFault>, ScenarioError> {
+    Ok(parse_faults(text, origin)?
+        .into_iter()
+        .map(|(_, fault)| fault)
+        .collect())
+}
+
+/// As [`faults_from_str`], for faults added to a running proxy: a fault without `name`
+/// gets an empty one for the proxy to give (not one after its place in this list).
+pub fn faults_to_add(text: &str, origin: &str) -> Result<Vec<NetworkFault>, ScenarioError> {
+    Ok(parse_faults(text, origin)?
+        .into_iter()
+        .map(|(named, mut fault)| {
+            if !named {
+                fault.name.clear();
+            }
+            fault
+        })
+        .collect())
+}
+
+/// Each fault of a list, with whether it was named.
+fn parse_faults(text: &str, origin: &str) -> Result<Vec<(bool, NetworkFault)>, ScenarioError> {
     if text.len() as u64 > limits::FILE_BYTES {
         return Err(too_large(origin, text.len() as u64));
     }
@@ -67,10 +89,11 @@ pub fn faults_from_str(text: &str, origin: &str) -> Result<Vec<NetworkFault>, Sc
         let (path, message) = messages::rewrite(rejection.path, &rejection.message);
         ScenarioError::invalid(origin, rejection.position, path, message)
     })?;
-    validate::faults_only(&specs).map_err(|invalid| {
+    let faults = validate::faults_only(&specs).map_err(|invalid| {
         let position = position_of(text, &invalid.path, invalid.anchor);
         ScenarioError::invalid(origin, position, &invalid.path, invalid.message)
-    })
+    })?;
+    Ok(specs.iter().map(|s| s.name.is_some()).zip(faults).collect())
 }
 
 /// Parses and checks one fault (a map in the syntax of a scenario's `faults:` entries, as

@@ -262,17 +262,29 @@ fn a_faults_file_is_a_list_checked_like_a_scenarios_faults() {
     );
     let ok = "- { kind: latency, latency: 80ms, at: 2h }\n- { kind: reset, name: kick, at: 1s }\n";
     let faults = crate::scenario::faults_from_str(ok, "f.yaml").unwrap();
-    assert_eq!(faults[0].window.at, secs(7200), "no end of run to be within");
+    assert_eq!(
+        faults[0].window.at,
+        secs(7200),
+        "no end of run to be within"
+    );
     assert_eq!(faults[1].name, "kick");
-    assert!(crate::scenario::faults_from_str("\n# none\n", "f.yaml").unwrap().is_empty());
+    assert!(
+        crate::scenario::faults_from_str("\n# none\n", "f.yaml")
+            .unwrap()
+            .is_empty()
+    );
     let typo = crate::scenario::faults_from_str("- { kind: latency, latncy: 1s }\n", "f.yaml");
     assert!(typo.unwrap_err().to_string().starts_with("f.yaml:1:"));
     // One fault alone, as the control API takes it: JSON, with or without a name.
-    let one = crate::scenario::fault_from_str(r#"{"kind": "latency", "latency": "50ms"}"#, "body").unwrap();
+    let one = crate::scenario::fault_from_str(r#"{"kind": "latency", "latency": "50ms"}"#, "body")
+        .unwrap();
     assert_eq!(one.name, "", "the proxy names it");
     let again = crate::scenario::fault_from_str(&faults[1].to_json().to_string(), "body").unwrap();
     assert_eq!(again.kind, faults[1].kind);
-    assert_eq!((again.name.as_str(), again.window), ("kick", faults[1].window));
+    assert_eq!(
+        (again.name.as_str(), again.window),
+        ("kick", faults[1].window)
+    );
     let bad = crate::scenario::fault_from_str(r#"{"kind": "latency"}"#, "body").unwrap_err();
     assert_eq!(bad.path(), Some("latency"));
 }

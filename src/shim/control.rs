@@ -62,13 +62,14 @@ impl Control {
     }
 
     /// Adds `fault`, its `at` counting from now; with `replace`, the fault of the same
-    /// name (if any) is withdrawn in the same step.
+    /// name (if any) is withdrawn in the same step. Returns its name (given, or
+    /// `<kind>#<id>` for an unnamed one).
     pub fn add(
         &self,
         shared: &Arc<Shared>,
         mut fault: NetworkFault,
         replace: bool,
-    ) -> Result<(), ShimError> {
+    ) -> Result<String, ShimError> {
         let mut live = self.lock();
         let existing = live.iter().position(|l| l.fault.name == fault.name);
         if existing.is_some() && !replace {
@@ -96,8 +97,9 @@ impl Control {
             .stats
             .push_fault(fault.name.clone(), fault.kind.name().to_string());
         debug_assert_eq!((index, counters), (id, id));
+        let name = fault.name.clone();
         live.push(self.start(shared, index, fault));
-        Ok(())
+        Ok(name)
     }
 
     /// Withdraws the fault named `name`; false if there is none.

@@ -115,6 +115,12 @@ pub enum ShimError {
     TooManyFaults { max: usize },
 }
 
+/// Whether a shim could apply `fault` ([`ShimHandle::add_fault`] refuses the same), without
+/// starting one: for faults kept while a proxy is disabled.
+pub fn check_fault(fault: &NetworkFault) -> Result<(), ShimError> {
+    Plan::new(fault, 0).map(|_| ())
+}
+
 /// Starts the shim.
 pub struct Shim;
 
@@ -205,13 +211,14 @@ impl ShimHandle {
     /// Puts `fault` in place while the shim runs, on the connections open now and to
     /// come. Its `at` counts from now, not from the shim's start; its `id` is assigned.
     /// Refused, with nothing changed, when the shim cannot apply it or its name is taken.
-    pub fn add_fault(&self, fault: NetworkFault) -> Result<(), ShimError> {
+    /// Returns its name: as given, or `<kind>#<id>` when it had none.
+    pub fn add_fault(&self, fault: NetworkFault) -> Result<String, ShimError> {
         self.control.add(&self.shared, fault, false)
     }
 
     /// Replaces the fault named like `fault` (or adds it) in one step: its old windows
     /// close, the new ones open from now, and no connection sees both or neither.
-    pub fn replace_fault(&self, fault: NetworkFault) -> Result<(), ShimError> {
+    pub fn replace_fault(&self, fault: NetworkFault) -> Result<String, ShimError> {
         self.control.add(&self.shared, fault, true)
     }
 

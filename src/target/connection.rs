@@ -51,6 +51,8 @@ pub(super) struct Connection {
 impl Connection {
     pub async fn serve(self, stream: TcpStream) {
         let mut speaks_squall = false;
+        // The callback's error type is tungstenite's, large or not.
+        #[allow(clippy::result_large_err)]
         let negotiate = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
             let offered = req.headers().get_all("sec-websocket-protocol");
             if offered

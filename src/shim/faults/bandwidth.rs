@@ -256,7 +256,7 @@ mod tests {
         // Two connections of 32 KiB each through a 128 KiB/s shared wire: 0.5 s together,
         // where each alone (or per-connection budgets) would take 0.25 s.
         let payload: Vec<u8> = (0..32 * 1024u32).map(|i| (i % 251) as u8).collect();
-        let mut conns = vec![connect_as(h.addr(), 0).await, connect_as(h.addr(), 1).await];
+        let mut conns = [connect_as(h.addr(), 0).await, connect_as(h.addr(), 1).await];
         let t0 = Instant::now();
         let runs = conns.iter_mut().map(|s| {
             let payload = payload.clone();
