@@ -87,7 +87,7 @@ pub struct ShimConfig {
     pub seed: u64,
     /// Read the client's HTTP upgrade head to learn its client index from the
     /// `x-squall-client: <n>` header (so `connections: [3, 7]` and shares pick clients, not
-    /// accept order). Off for arbitrary TCP protocols (the standalone proxy later).
+    /// accept order). Off for arbitrary TCP protocols (`squall proxy` without `--identify`).
     pub identify_clients: bool,
     /// Where faults stamp the time they first break an identified client's link (reset,
     /// close, limit_data closing, a blackhole or partition starting, the first chunk

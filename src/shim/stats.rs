@@ -18,7 +18,8 @@ pub struct ShimStats {
     pub bytes_up: u64,
     /// Bytes written to the clients (server → client).
     pub bytes_down: u64,
-    /// One entry per fault, in scenario order.
+    /// One entry per fault the shim has had, in the order they came (scenario order,
+    /// then faults added while it runs, withdrawn ones included).
     pub faults: Vec<FaultStats>,
 }
 
