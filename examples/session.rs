@@ -43,6 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         policy: defaults::recovery(),
         kind: MessageKind::Text,
         rng: squall::rng::rng(7, "backoff", 0),
+        dialer: None,
+        tls: None,
     };
     let stop = CancellationToken::new();
     let (session, mut streams) = Session::open(config, stop.clone());

@@ -43,8 +43,33 @@ pub enum Event {
         latency_us: u64,
         attempts: u32,
     },
+    /// A connection attempt failed; the next follows after `next_delay_ms`.
+    AttemptFailed {
+        client: u32,
+        attempt: u32,
+        class: String,
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_delay_ms: Option<u64>,
+    },
     /// A client stopped trying.
     GaveUp { client: u32, reason: String },
+    /// The server had lost the client's session: `unvouched` messages may arrive twice.
+    Discontinuity {
+        client: u32,
+        unvouched: u64,
+        inbound_after: u64,
+    },
+    /// The server sent an application error.
+    AppError {
+        client: u32,
+        code: u32,
+        message: String,
+    },
+    /// The outbox overflowed and the policy dropped a message.
+    Dropped { client: u32, seq: u64 },
+    /// A message failed its checksum or did not decode.
+    Corruption { client: u32 },
     /// A fault's window opened.
     FaultStarted {
         fault: usize,
@@ -156,9 +181,13 @@ pub fn spawn_log(
     ))
 }
 
+/// Fault summaries keyed by kind, name and id: network and server faults number their ids
+/// separately, so ids alone would collide; and `squall proxy` may replace a fault by one
+/// of the same name, a new plan with an id of its own, so names alone would too.
 #[derive(Default)]
 struct Ledger {
-    faults: BTreeMap<usize, (FaultSummary, std::collections::HashSet<u64>)>,
+    index: std::collections::HashMap<(String, String, usize), usize>,
+    faults: Vec<(FaultSummary, std::collections::HashSet<u64>)>,
 }
 
 impl Ledger {
@@ -168,15 +197,19 @@ impl Ledger {
         name: &str,
         kind: &str,
     ) -> &mut (FaultSummary, std::collections::HashSet<u64>) {
-        self.faults.entry(fault).or_insert_with(|| {
+        let key = (kind.to_string(), name.to_string(), fault);
+        let next = self.faults.len();
+        let i = *self.index.entry(key).or_insert(next);
+        if i == next {
             let summary = FaultSummary {
                 fault,
                 name: name.to_string(),
                 kind: kind.to_string(),
                 ..FaultSummary::default()
             };
-            (summary, Default::default())
-        })
+            self.faults.push((summary, Default::default()));
+        }
+        &mut self.faults[i]
     }
 
     fn fold(&mut self, rec: &Record) {
@@ -211,14 +244,18 @@ impl Ledger {
         }
     }
 
+    /// Network faults first, then server faults, each in scenario order.
     fn finish(self) -> Vec<FaultSummary> {
-        self.faults
-            .into_values()
+        let mut out: Vec<FaultSummary> = self
+            .faults
+            .into_iter()
             .map(|(mut s, conns)| {
                 s.connections_touched = conns.len() as u64;
                 s
             })
-            .collect()
+            .collect();
+        out.sort_by_key(|s| (s.kind.starts_with("server."), s.fault));
+        out
     }
 }
 

@@ -101,3 +101,72 @@ async fn interrupting_a_run_still_writes_a_report_marked_interrupted() {
     // Counters still close: what was not confirmed when stopped is counted lost.
     assert_eq!(r["delivery"]["closes"], true);
 }
+
+/// Which clients each fault touched, from a run's events.jsonl.
+fn touched(dir: &std::path::Path) -> std::collections::BTreeSet<(String, u64)> {
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "fault_touched")
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["client"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect()
+}
+
+const CHOOSY: &str = r#"
+name: same-seed
+seed: 21
+duration: 3s
+clients: { count: 30, connect_rate: 300/s }
+messages: { rate: 5/s, size: 64B }
+faults:
+  - { name: half, kind: reset, connections: 50%, at: 1s }
+  - { name: three, kind: close, connections: 3, at: 1500ms }
+  - { name: listed, kind: blackhole, connections: [2, 5, 7], at: 2s, for: 500ms }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_seed_makes_the_same_fault_decisions() {
+    let mut ledgers = vec![];
+    for seed in [21, 21, 22] {
+        let dir = TempDir::new("same-seed");
+        let text = CHOOSY.replace("seed: 21", &format!("seed: {seed}"));
+        let scenario = squall::scenario::from_str(&text, "same-seed.yaml").unwrap();
+        let opts = RunOptions {
+            out: Some(dir.path().to_path_buf()),
+            live: false,
+        };
+        let outcome = squall::run::run(scenario, opts, CancellationToken::new())
+            .await
+            .unwrap();
+        let r = report_json(&outcome.dir);
+        let faults: Vec<(String, u64)> = r["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().to_string(),
+                    f["connections_touched"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            faults,
+            [
+                ("half".into(), 15),
+                ("three".into(), 3),
+                ("listed".into(), 3)
+            ],
+            "{}",
+            r["faults"]
+        );
+        ledgers.push(touched(&outcome.dir));
+    }
+    assert_eq!(ledgers[0], ledgers[1], "same seed, same clients chosen");
+    assert_ne!(ledgers[0], ledgers[2], "another seed chooses others");
+}

@@ -21,3 +21,12 @@ mod recovery;
 
 // `squall proxy`: the binary, the control API under traffic, Toxiproxy's clients.
 mod proxy;
+
+// Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
+mod server_faults;
+
+// `squall serve` through the built binary: echo, squall.v1, SIGINT, a taken port.
+mod serve;
+
+// squall against a WebSocket echo server it did not write (Python's `websockets`).
+mod external;

@@ -3,6 +3,7 @@
 
 mod exit;
 mod proxy;
+mod serve;
 mod summary;
 
 use std::io::IsTerminal;
@@ -52,6 +53,11 @@ pub enum Command {
     /// the control API, which also answers Toxiproxy's REST API (docs/proxy.md). Exits
     /// 130 once stopped cleanly, 2 on a bad faults file or address, 3 if it cannot listen.
     Proxy(proxy::ProxyArgs),
+    /// Run the built-in target server alone until Ctrl-C, then print what it received.
+    ///
+    /// squall.v1 for clients that offer it (sessions resumable, exactly-once both ways);
+    /// a plain echo for any other WebSocket client (websocat, a browser).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,12 +101,25 @@ pub fn main() -> ExitCode {
             return code.into();
         }
     };
+    init_logging();
     let exit = match cli.command {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Run(args) => run_command(args),
         Command::Proxy(args) => proxy::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     exit.into()
+}
+
+/// Structured logs (every disconnect and recovery step) go to stderr, filtered by
+/// `RUST_LOG` (e.g. `RUST_LOG=squall::recovery=info`); warnings only by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn validate(paths: &[PathBuf]) -> Exit {

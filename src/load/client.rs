@@ -199,11 +199,23 @@ impl Application for ClientApp {
                     close_code: reason.close_code(),
                 });
             }
-            SessionEvent::AttemptFailed { reason, class, .. } => {
+            SessionEvent::AttemptFailed {
+                reason,
+                class,
+                attempt,
+                next_delay,
+            } => {
                 if self.ever_connected {
                     self.record(|r| r.count(Counter::ReconnectFailures, 1));
                 }
                 self.count_error(class, reason.close_code());
+                self.events.emit(Event::AttemptFailed {
+                    client,
+                    attempt,
+                    class: class_name(class).into(),
+                    reason: reason.to_string(),
+                    next_delay_ms: next_delay.map(|d| d.as_millis() as u64),
+                });
             }
             SessionEvent::Resumed {
                 downtime, attempts, ..
@@ -229,13 +241,33 @@ impl Application for ClientApp {
                 self.record(|r| r.count(Counter::GaveUp, 1));
                 self.events.emit(Event::GaveUp { client, reason });
             }
-            SessionEvent::Dropped { .. } => self.dropped += 1,
-            SessionEvent::Discontinuity { unvouched, .. } => {
-                self.record(|r| r.count(Counter::MessagesUnverified, unvouched.len() as u64));
+            SessionEvent::Dropped { seq } => {
+                self.dropped += 1;
+                self.events.emit(Event::Dropped { client, seq });
             }
-            SessionEvent::AppError { .. } => self.count_error(ErrorClass::Application, None),
+            SessionEvent::Discontinuity {
+                unvouched,
+                inbound_after,
+            } => {
+                let n = unvouched.len() as u64;
+                self.record(|r| r.count(Counter::MessagesUnverified, n));
+                self.events.emit(Event::Discontinuity {
+                    client,
+                    unvouched: n,
+                    inbound_after,
+                });
+            }
+            SessionEvent::AppError { code, message } => {
+                self.count_error(ErrorClass::Application, None);
+                self.events.emit(Event::AppError {
+                    client,
+                    code,
+                    message,
+                });
+            }
             SessionEvent::CorruptionDetected => {
-                self.record(|r| r.count(Counter::CorruptionDetected, 1))
+                self.record(|r| r.count(Counter::CorruptionDetected, 1));
+                self.events.emit(Event::Corruption { client });
             }
         }
     }

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::events::EventSink;
 use crate::metrics::{Counter, Metrics};
-use crate::recovery::{self, SessionConfig};
+use crate::recovery::{self, Dialer, SessionConfig, TcpDialer, TlsError};
 use crate::rng;
 use crate::scenario::{Protocol, Scenario, ServerMode, Target};
 use crate::touch::TouchBoard;
@@ -32,21 +32,40 @@ pub struct Stops {
     pub hard: CancellationToken,
 }
 
-/// Spawns every client of `scenario` on `tracker`; they connect to `url`. With
-/// `touches`, clients time detection and downtime from the fault that broke their link.
+/// Where clients connect: the URL naming the server (for TLS and the `Host` header) and
+/// the address actually dialled (the shim in front of it).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub url: String,
+    pub via: std::net::SocketAddr,
+}
+
+/// Spawns every client of `scenario` on `tracker`: each opens `entry.url` through the
+/// shim at `entry.via`. With `touches`, clients time detection and downtime from the fault that broke
+/// their link. Fails only when the TLS configuration (a CA file) cannot be built.
 pub fn spawn(
     scenario: &Scenario,
-    url: &str,
+    entry: &Entry,
     metrics: &Metrics,
     events: &EventSink,
     stops: &Stops,
     touches: Option<Arc<TouchBoard>>,
     tracker: &TaskTracker,
-) {
+) -> Result<(), TlsError> {
     let clock = metrics.clock();
     let (protocol, headers, subprotocols) = match &scenario.target {
         Target::Builtin(_) => (Protocol::Squall, vec![], vec![]),
         Target::External(ext) => (ext.protocol, ext.headers.clone(), ext.subprotocols.clone()),
+    };
+    // Every client dials the shim; the URL still names the server (TLS, `Host`).
+    let dialer: Arc<dyn Dialer> = Arc::new(TcpDialer {
+        via: Some(entry.via),
+    });
+    let tls = match &scenario.target {
+        Target::External(ext) if ext.url.starts_with("wss://") => {
+            Some(recovery::tls_client_config(ext.ca_file.as_deref())?)
+        }
+        _ => None,
     };
     // Session ids must not collide with a previous run's sessions that an external
     // server may still hold: the run's start time makes them unique across runs.
@@ -56,7 +75,7 @@ pub fn spawn(
     for plan in plan::plan(&scenario.groups, scenario.duration) {
         let group = &scenario.groups[plan.group];
         let config = SessionConfig {
-            url: format!("{url}?client={}", plan.index),
+            url: entry.url.clone(),
             session: String::new(),
             protocol,
             headers: headers
@@ -68,6 +87,8 @@ pub fn spawn(
             policy: group.recovery.clone(),
             kind: group.messages.kind,
             rng: rng::rng(scenario.seed, "backoff", u64::from(plan.index)),
+            dialer: Some(dialer.clone()),
+            tls: tls.clone(),
         };
         let mut app = ClientApp {
             index: plan.index,
@@ -117,4 +138,5 @@ pub fn spawn(
             }
         });
     }
+    Ok(())
 }

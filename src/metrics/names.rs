@@ -34,10 +34,14 @@ pub enum Counter {
     MessagesUnverified,
     /// Distinct messages the built-in server's application received (its own ledger).
     ServerReceived,
+    /// Messages the built-in server's application sent to clients (echoes, pushes).
+    ServerSent,
+    /// Of those, acknowledged by clients: delivered to their applications.
+    ServerSentAcked,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 20] = [
+    pub const ALL: [Counter; 22] = [
         Counter::Sessions,
         Counter::MessagesSent,
         Counter::MessagesDelivered,
@@ -58,6 +62,8 @@ impl Counter {
         Counter::DuplicatesSuppressed,
         Counter::MessagesUnverified,
         Counter::ServerReceived,
+        Counter::ServerSent,
+        Counter::ServerSentAcked,
     ];
 
     pub fn index(self) -> usize {
@@ -87,6 +93,8 @@ impl Counter {
             Counter::DuplicatesSuppressed => "duplicates_suppressed",
             Counter::MessagesUnverified => "messages_unverified",
             Counter::ServerReceived => "server_received",
+            Counter::ServerSent => "server_sent",
+            Counter::ServerSentAcked => "server_sent_acked",
         }
     }
 }

@@ -15,10 +15,18 @@ use crate::scenario::{BackoffKind, BackoffPolicy, Jitter};
 /// Why a backoff policy cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvalidBackoff {
+    /// The cap is below the first delay.
     #[error("backoff max ({max:?}) is below initial ({initial:?})")]
-    MaxBelowInitial { initial: Duration, max: Duration },
+    MaxBelowInitial {
+        /// The first delay.
+        initial: Duration,
+        /// The cap.
+        max: Duration,
+    },
+    /// A zero first delay would reconnect in a tight loop.
     #[error("backoff initial delay must be > 0")]
     ZeroInitial,
+    /// The growth factor is below 1, infinite or not a number.
     #[error("backoff multiplier must be a finite number >= 1 (got {0})")]
     Multiplier(f64),
 }
@@ -35,6 +43,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Checks `policy` and builds the delay sequence, jittered by `rng`.
     pub fn try_new(policy: BackoffPolicy, rng: Rng) -> Result<Self, InvalidBackoff> {
         if policy.initial.is_zero() {
             return Err(InvalidBackoff::ZeroInitial);

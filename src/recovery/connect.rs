@@ -2,7 +2,12 @@
 //! handshake within `handshake_timeout`, offering squall's subprotocol when the target
 //! speaks it. Failures come back as [`Disconnect`] values, never as errors.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -17,7 +22,51 @@ use super::{Disconnect, SessionConfig};
 use crate::protocol;
 use crate::scenario::Protocol;
 
-pub(super) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// Any byte stream a session can run over: a TCP connection, or an in-memory pipe in
+/// tests (so the engine's timing can be tested on tokio's paused clock).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection's byte stream, boxed so real and in-memory transports share one engine.
+pub type BoxedIo = Box<dyn Io>;
+
+/// Opens the byte stream of each attempt. The default dials TCP; tests and embedders can
+/// supply their own (an in-memory pipe, a Unix socket, a pre-configured socket).
+pub trait Dialer: Send + Sync + std::fmt::Debug {
+    /// Opens a byte stream for one attempt at `host:port` (from the URL).
+    fn dial<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send + 'a>>;
+}
+
+/// Plain TCP with Nagle off: messages are small and latency is what is measured.
+#[derive(Debug, Default)]
+pub struct TcpDialer {
+    /// Connect here instead of the URL's host and port — a proxy in between (squall's
+    /// shim) — while the URL still names the server for TLS and the `Host` header.
+    pub via: Option<std::net::SocketAddr>,
+}
+
+impl Dialer for TcpDialer {
+    fn dial<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send + 'a>> {
+        Box::pin(async move {
+            let tcp = match self.via {
+                Some(addr) => TcpStream::connect(addr).await?,
+                None => TcpStream::connect((host, port)).await?,
+            };
+            let _ = tcp.set_nodelay(true);
+            Ok(Box::new(MaybeTlsStream::Plain(tcp)) as BoxedIo)
+        })
+    }
+}
+
+pub(super) type Ws = WebSocketStream<BoxedIo>;
 
 /// What the handshake settled.
 pub(super) enum Wire {
@@ -31,7 +80,6 @@ pub(super) enum Wire {
 pub(super) async fn connect(
     cfg: &SessionConfig,
     token: &CancellationToken,
-    on_tcp: impl FnOnce(),
 ) -> Result<(Ws, Wire), Option<Disconnect>> {
     let bad = |what: String| Some(Disconnect::ConnectFailed(what));
     let mut request = cfg
@@ -57,40 +105,39 @@ pub(super) async fn connect(
         request.headers_mut().insert("sec-websocket-protocol", list);
     }
     let uri = request.uri();
-    if uri.scheme_str() == Some("wss") {
-        return Err(bad("wss:// is not supported yet".into()));
-    }
+    let secure = uri.scheme_str() == Some("wss");
     let host = uri
         .host()
         .unwrap_or("127.0.0.1")
         .trim_matches(['[', ']'])
         .to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
 
-    let dial = timeout(
-        cfg.policy.connect_timeout,
-        TcpStream::connect((host.as_str(), port)),
-    );
-    let tcp = tokio::select! {
+    let dialer: &dyn Dialer = cfg.dialer.as_deref().unwrap_or(&TcpDialer { via: None });
+    let dial = timeout(cfg.policy.connect_timeout, dialer.dial(&host, port));
+    let io = tokio::select! {
         _ = token.cancelled() => return Err(None),
         r = dial => match r {
             Err(_) => return Err(Some(Disconnect::ConnectTimeout)),
             Ok(Err(e)) => return Err(Some(Disconnect::ConnectFailed(e.kind().to_string()))),
-            Ok(Ok(tcp)) => tcp,
+            Ok(Ok(io)) => io,
         },
     };
-    let _ = tcp.set_nodelay(true);
-    on_tcp();
-    let handshake = tokio_tungstenite::client_async_with_config(
-        request,
-        MaybeTlsStream::Plain(tcp),
-        Some(ws_config()),
-    );
+    let tls_and_upgrade = async {
+        let io = if secure {
+            tls(cfg, &host, io).await?
+        } else {
+            io
+        };
+        tokio_tungstenite::client_async_with_config(request, io, Some(ws_config()))
+            .await
+            .map_err(handshake_error)
+    };
     let (ws, response) = tokio::select! {
         _ = token.cancelled() => return Err(None),
-        r = timeout(cfg.policy.handshake_timeout, handshake) => match r {
+        r = timeout(cfg.policy.handshake_timeout, tls_and_upgrade) => match r {
             Err(_) => return Err(Some(Disconnect::HandshakeTimeout)),
-            Ok(Err(e)) => return Err(Some(handshake_error(e))),
+            Ok(Err(e)) => return Err(Some(e)),
             Ok(Ok(done)) => done,
         },
     };
@@ -110,6 +157,18 @@ pub(super) async fn connect(
         (Protocol::Echo, _) => Wire::Echo,
     };
     Ok((ws, wire))
+}
+
+/// Wraps `io` in TLS for `wss://`, verifying the server's certificate for `host`.
+async fn tls(cfg: &SessionConfig, host: &str, io: BoxedIo) -> Result<BoxedIo, Disconnect> {
+    let config = cfg.tls.clone().unwrap_or_else(super::tls::default_config);
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| Disconnect::ConnectFailed(format!("TLS server name {host:?}: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, io)
+        .await
+        .map_err(|e| Disconnect::Tls(e.to_string()))?;
+    Ok(Box::new(stream))
 }
 
 /// Client-side buffers sized for thousands of small-message connections (tungstenite's

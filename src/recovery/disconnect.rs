@@ -17,9 +17,13 @@ pub enum Disconnect {
     ConnectTimeout,
     /// No WebSocket handshake within `handshake_timeout`.
     HandshakeTimeout,
+    /// The TLS handshake failed (untrusted certificate, wrong name, protocol mismatch).
+    Tls(String),
     /// The server answered the upgrade with an HTTP status instead of 101.
     HandshakeRejected {
+        /// The HTTP status.
         status: u16,
+        /// The `Retry-After` header, when sent in seconds.
         retry_after: Option<Duration>,
     },
     /// The connection was reset (RST) or broke mid-stream.
@@ -29,8 +33,11 @@ pub enum Disconnect {
     /// The peer closed with this code (a WebSocket close frame, or squall's typed close
     /// which may carry a retry hint).
     Closed {
+        /// The close code (1005 when the frame carried none).
         code: u16,
+        /// The close reason.
         reason: String,
+        /// The typed close's retry hint.
         retry_after: Option<Duration>,
     },
     /// Nothing arrived within the heartbeat timeout after a ping: a dead or half-open link.
@@ -57,7 +64,9 @@ impl Disconnect {
             | Disconnect::HeartbeatMissed
             | Disconnect::AckTimeout
             | Disconnect::WriteStalled => ErrorClass::Connection,
-            Disconnect::Protocol(_) | Disconnect::Corrupt(_) => ErrorClass::Data,
+            Disconnect::Protocol(_) | Disconnect::Corrupt(_) | Disconnect::Tls(_) => {
+                ErrorClass::Data
+            }
             Disconnect::HandshakeRejected { .. } => ErrorClass::Application,
             Disconnect::Closed { code, .. } => close_code_class(*code),
         }
@@ -76,6 +85,7 @@ impl Disconnect {
     pub fn kind(&self) -> &'static str {
         match self {
             Disconnect::ConnectFailed(_) => "connect_failed",
+            Disconnect::Tls(_) => "tls",
             Disconnect::ConnectTimeout => "connect_timeout",
             Disconnect::HandshakeTimeout => "handshake_timeout",
             Disconnect::HandshakeRejected { .. } => "handshake_rejected",
@@ -145,6 +155,7 @@ impl fmt::Display for Disconnect {
         match self {
             Disconnect::ConnectFailed(e) => write!(f, "connect failed: {e}"),
             Disconnect::ConnectTimeout => f.write_str("connect timed out"),
+            Disconnect::Tls(e) => write!(f, "TLS handshake failed: {e}"),
             Disconnect::HandshakeTimeout => f.write_str("handshake timed out"),
             Disconnect::HandshakeRejected {
                 status,

@@ -77,7 +77,7 @@ impl<A: Application> Driver<'_, A> {
         loop {
             attempt = attempt.saturating_add(1);
             self.enter(StateKind::Connecting, attempt);
-            let failure = match connect(&self.cfg, &self.token, || {}).await {
+            let failure = match connect(&self.cfg, &self.token).await {
                 Err(None) => return End::Cancelled,
                 Err(Some(reason)) => reason,
                 Ok((ws, wire)) => {

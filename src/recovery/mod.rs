@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The recovery engine: a WebSocket session that survives its connections.
 //!
 //! A session reconnects with backoff and jitter, detects a dead or half-open link with
@@ -28,6 +29,9 @@ mod live;
 mod outbox;
 mod session;
 mod state;
+#[cfg(test)]
+mod tests;
+mod tls;
 
 use std::future::Future;
 
@@ -35,11 +39,13 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 pub use backoff::{Backoff, InvalidBackoff};
+pub use connect::{BoxedIo, Dialer, Io, TcpDialer};
 pub use disconnect::{Disconnect, Disposition, close_code_class};
 pub use driver::run as drive;
 pub use echo::{decode_seq, encode};
 pub use session::{Session, SessionStreams};
 pub use state::{Delivered, End, Outcome, SessionEvent, StateKind};
+pub use tls::{TlsError, client_config as tls_client_config};
 
 use crate::rng::Rng;
 use crate::scenario::{MessageKind, Protocol, RecoveryPolicy};
@@ -47,7 +53,7 @@ use crate::scenario::{MessageKind, Protocol, RecoveryPolicy};
 /// Everything a session needs to connect and recover.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// `ws://host:port/path`.
+    /// `ws://host:port/path` or `wss://…`.
     pub url: String,
     /// This session's id, unique per logical session: the server keys resume on it.
     pub session: String,
@@ -58,11 +64,16 @@ pub struct SessionConfig {
     pub headers: Vec<(String, String)>,
     /// Offered in `Sec-WebSocket-Protocol`.
     pub subprotocols: Vec<String>,
+    /// Backoff, heartbeat, outbox bounds, timeouts, retry limits and the error policy.
     pub policy: RecoveryPolicy,
     /// Frame type of outgoing messages.
     pub kind: MessageKind,
     /// Drives backoff jitter; derive it from a seed and the client's index.
     pub rng: Rng,
+    /// How each attempt opens its byte stream; `None` dials TCP ([`TcpDialer`]).
+    pub dialer: Option<std::sync::Arc<dyn Dialer>>,
+    /// TLS for `wss://` URLs ([`tls_client_config`]); `None` trusts the system's roots.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// What the application hands the session next.
@@ -70,7 +81,12 @@ pub struct SessionConfig {
 pub enum Next {
     /// Send this payload. `intended` is when the application meant to send it: latency
     /// is measured from there, so a stall does not hide its own cost.
-    Send { payload: Bytes, intended: Instant },
+    Send {
+        /// The message.
+        payload: Bytes,
+        /// Its slot in the application's schedule.
+        intended: Instant,
+    },
     /// Nothing more to send: finish once everything sent is confirmed.
     Finish,
 }

@@ -18,7 +18,9 @@ pub struct Session {
 /// What a session reports: lifecycle events, confirmed deliveries, and its final outcome.
 #[derive(Debug)]
 pub struct SessionStreams {
+    /// Every lifecycle event, in order.
     pub events: mpsc::UnboundedReceiver<SessionEvent>,
+    /// Each confirmed message, once.
     pub delivered: mpsc::UnboundedReceiver<Delivered>,
     /// Resolves when the session ends.
     pub outcome: JoinHandle<Outcome>,
@@ -48,6 +50,8 @@ impl Session {
     ///     policy: squall::scenario::defaults::recovery(),
     ///     kind: MessageKind::Text,
     ///     rng: squall::rng::rng(42, "backoff", 0),
+    ///     dialer: None,
+    ///     tls: None,
     /// };
     /// let (session, mut streams) = Session::open(config, CancellationToken::new());
     /// session.send("hello").await?;

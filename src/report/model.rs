@@ -79,6 +79,12 @@ pub struct Counters {
     /// Distinct messages the built-in server's application received, by its own record.
     #[serde(default)]
     pub server_received: u64,
+    /// Messages the built-in server's application sent to clients (echoes, pushes).
+    #[serde(default)]
+    pub server_sent: u64,
+    /// Of those, acknowledged by clients (so delivered to their applications).
+    #[serde(default)]
+    pub server_sent_acked: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -149,6 +155,8 @@ impl Counters {
             duplicates_suppressed: t.counter(Counter::DuplicatesSuppressed),
             messages_unverified: t.counter(Counter::MessagesUnverified),
             server_received: t.counter(Counter::ServerReceived),
+            server_sent: t.counter(Counter::ServerSent),
+            server_sent_acked: t.counter(Counter::ServerSentAcked),
         }
     }
 
@@ -176,6 +184,8 @@ impl Counters {
             "duplicates_suppressed" => self.duplicates_suppressed,
             "messages_unverified" => self.messages_unverified,
             "server_received" => self.server_received,
+            "server_sent" => self.server_sent,
+            "server_sent_acked" => self.server_sent_acked,
             _ => return None,
         })
     }

@@ -108,9 +108,12 @@ pub async fn run(
             Err(e) => RunStatus::Failed(e),
             Ok((shim, built_in, url)) => {
                 server = built_in;
-                load::spawn(
+                let spawned = load::spawn(
                     &scenario,
-                    &url,
+                    &load::Entry {
+                        url,
+                        via: shim.local_addr(),
+                    },
                     &metrics,
                     &events,
                     &stops,
@@ -118,10 +121,15 @@ pub async fn run(
                     &clients,
                 );
                 clients.close();
-                let status = drive(
-                    &scenario, &opts, &metrics, &shim, &interrupt, &stops, &clients,
-                )
-                .await;
+                let status = match spawned {
+                    Err(e) => RunStatus::Failed(format!("target: {e}")),
+                    Ok(()) => {
+                        drive(
+                            &scenario, &opts, &metrics, &shim, &interrupt, &stops, &clients,
+                        )
+                        .await
+                    }
+                };
                 live::clear(opts.live);
                 status
             }
@@ -135,6 +143,9 @@ pub async fn run(
         services.wait().await;
     })
     .await;
+    if let Some(server) = &server {
+        server.control().detach_events();
+    }
     drop(events);
     let faults = tokio::time::timeout(STOP_DEADLINE, ledger)
         .await
@@ -151,6 +162,9 @@ pub async fn run(
         snap.total.set_counter(Counter::MessagesDuplicated, dups);
         snap.total
             .set_counter(Counter::ServerReceived, ledger.unique);
+        snap.total.set_counter(Counter::ServerSent, ledger.sent);
+        snap.total
+            .set_counter(Counter::ServerSentAcked, ledger.acked);
     }
     let run_info = RunInfo {
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
@@ -192,11 +206,8 @@ async fn start_services(
 ) -> Result<(ShimHandle, Option<ServerHandle>, String), String> {
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut built_in = None;
-    let (upstream, path) = match &scenario.target {
+    let (upstream, url) = match &scenario.target {
         Target::Builtin(cfg) => {
-            if !scenario.server.is_empty() {
-                return Err("server faults (`server:`) are not supported yet".into());
-            }
             let server = target::start(
                 loopback,
                 cfg,
@@ -207,11 +218,20 @@ async fn start_services(
             .await
             .map_err(|e| format!("built-in server: {e}"))?;
             let addr = server.local_addr();
+            target::spawn_faults(
+                &scenario.server,
+                server.control(),
+                scenario.seed,
+                metrics.clock(),
+                events,
+                root,
+                tracker,
+            );
             built_in = Some(server);
-            (addr, "/ws".to_string())
+            (addr, format!("ws://{addr}/ws"))
         }
         Target::External(ext) => {
-            let (addr, path) = external_upstream(&ext.url).await?;
+            let addr = external_upstream(&ext.url).await?;
             // Fail fast and clearly rather than run every client into refused connects.
             match tokio::time::timeout(PREFLIGHT_TIMEOUT, tokio::net::TcpStream::connect(addr))
                 .await
@@ -227,7 +247,7 @@ async fn start_services(
                     ));
                 }
             }
-            (addr, path)
+            (addr, ext.url.clone())
         }
     };
     let cfg = ShimConfig {
@@ -247,35 +267,29 @@ async fn start_services(
     )
     .await
     .map_err(|e| format!("shim: {e}"))?;
-    let url = format!("ws://{}{}", shim.local_addr(), path);
     Ok((shim, built_in, url))
 }
 
-/// Resolves an external `ws://` URL to the address the shim forwards to, and its path.
-async fn external_upstream(url: &str) -> Result<(SocketAddr, String), String> {
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("target {url}: only ws:// targets are supported yet"))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
-    let authority = if has_port {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let addr = tokio::net::lookup_host(&authority)
+/// Resolves an external `ws://` or `wss://` URL to the address the shim forwards to.
+async fn external_upstream(url: &str) -> Result<SocketAddr, String> {
+    let uri: tokio_tungstenite::tungstenite::http::Uri =
+        url.parse().map_err(|e| format!("target {url}: {e}"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("target {url}: no host"))?
+        .trim_matches(['[', ']']);
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        });
+    tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| format!("target {url}: cannot resolve {authority}: {e}"))?
+        .map_err(|e| format!("target {url}: cannot resolve {host}: {e}"))?
         .next()
-        .ok_or_else(|| format!("target {url}: {authority} resolves to no address"))?;
-    let path = if path.is_empty() {
-        "/".to_string()
-    } else {
-        path.to_string()
-    };
-    Ok((addr, path))
+        .ok_or_else(|| format!("target {url}: {host} resolves to no address"))
 }
 
 /// Runs the clock: a sample every second, the live line, then the two-step stop.

@@ -78,6 +78,12 @@ pub fn report() -> ReportSettings {
 pub const SLICER_AVERAGE_SIZE: u64 = 64;
 pub const SLICER_SIZE_VARIATION: u64 = 32;
 pub const SLOW_CLOSE_DELAY: Duration = Duration::from_secs(1);
+/// `ws_close`: going away, as a proxy or load balancer leaving says.
+pub const WS_CLOSE_CODE: u16 = 1001;
+/// `ws_oversize`: tungstenite's (and many servers') default frame limit.
+pub const WS_OVERSIZE_BYTES: u64 = 16 << 20;
+/// `ws_invalid_utf8`: every text message.
+pub const WS_INVALID_UTF8_PROBABILITY: f64 = 1.0;
 
 // Server fault parameters.
 pub const RESTART_CLOSE_CODE: u16 = 1012;
@@ -100,6 +106,8 @@ pub mod limits {
     pub const MESSAGE_BYTES: u64 = 64 << 20;
     /// Largest outbox, in bytes.
     pub const OUTBOX_BYTES: u64 = 1 << 30;
+    /// Largest limit `ws_oversize` sends a frame over (the frame is really sent).
+    pub const WS_OVERSIZE_BYTES: u64 = 1 << 30;
     /// Fastest rate of anything counted per second (messages, connects, handshakes).
     pub const RATE_PER_SECOND: f64 = 1_000_000.0;
     /// Largest count of anything else (in-flight messages, outbox messages, attempts,

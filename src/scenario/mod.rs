@@ -37,6 +37,7 @@ use std::path::Path;
 pub use error::ScenarioError;
 pub use model::*;
 pub use path::Position;
+pub use validate::is_sendable_close_code;
 
 use defaults::limits;
 use path::{Anchor, YamlPath};

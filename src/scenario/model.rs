@@ -368,6 +368,49 @@ pub enum NetworkFaultKind {
     DialDelay {
         delay: Duration,
     },
+    /// Drop whole WebSocket data messages (control frames too with `controls`).
+    WsDrop {
+        probability: f64,
+        controls: bool,
+    },
+    /// Delay whole WebSocket data messages, order kept.
+    WsDelay {
+        latency: Duration,
+        jitter: Duration,
+        distribution: Distribution,
+    },
+    /// Send a WebSocket data message twice.
+    WsDuplicate {
+        probability: f64,
+    },
+    /// Swap a WebSocket data message with the next one.
+    WsReorder {
+        probability: f64,
+    },
+    /// Write a Close frame with this code and reason, then close.
+    WsClose {
+        code: u16,
+        reason: String,
+    },
+    /// Hold back or swallow Pong frames.
+    WsPong {
+        action: PongAction,
+    },
+    /// Make text messages invalid UTF-8, framing kept valid.
+    WsInvalidUtf8 {
+        probability: f64,
+    },
+    /// Write one binary frame one byte larger than `bytes`.
+    WsOversize {
+        bytes: u64,
+    },
+}
+
+/// What `ws_pong` does to each pong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PongAction {
+    Delay(Duration),
+    Swallow,
 }
 
 impl NetworkFaultKind {
@@ -389,12 +432,29 @@ impl NetworkFaultKind {
             Self::AcceptStall => "accept_stall",
             Self::AcceptReset => "accept_reset",
             Self::DialDelay { .. } => "dial_delay",
+            Self::WsDrop { .. } => "ws_drop",
+            Self::WsDelay { .. } => "ws_delay",
+            Self::WsDuplicate { .. } => "ws_duplicate",
+            Self::WsReorder { .. } => "ws_reorder",
+            Self::WsClose { .. } => "ws_close",
+            Self::WsPong { .. } => "ws_pong",
+            Self::WsInvalidUtf8 { .. } => "ws_invalid_utf8",
+            Self::WsOversize { .. } => "ws_oversize",
         }
     }
 
     /// Faults that act once on each chosen connection rather than over a window.
     pub fn is_instantaneous(&self) -> bool {
-        matches!(self, Self::Reset | Self::Close)
+        matches!(
+            self,
+            Self::Reset | Self::Close | Self::WsClose { .. } | Self::WsOversize { .. }
+        )
+    }
+
+    /// Faults that act on WebSocket frames and messages rather than bytes: the shim
+    /// follows the frames of a connection only when the run has one.
+    pub fn is_websocket(&self) -> bool {
+        self.name().starts_with("ws_")
     }
 }
 

@@ -5,8 +5,8 @@
 use super::model::{
     BackoffKind, ClientGroup, Connections, Direction, Distribution, DropUnit, ErrorAction,
     ErrorClass, ErrorMatch, Jitter, Load, MessageKind, Messages, NetworkFault, NetworkFaultKind,
-    Overflow, Protocol, RecoveryPolicy, ReportFormat, Scenario, ServerFault, ServerFaultKind,
-    ServerMode, Target, Threshold, Window,
+    Overflow, PongAction, Protocol, RecoveryPolicy, ReportFormat, Scenario, ServerFault,
+    ServerFaultKind, ServerMode, Target, Threshold, Window,
 };
 use super::spec::{
     BackoffKindSpec, BackoffSpec, BandwidthText, BuiltinSpec, ClientsSpec, CodeText,
@@ -276,6 +276,14 @@ fn timing(window: &Window) -> [Option<DurationText>; 4] {
     ]
 }
 
+fn distribution(distribution: Distribution) -> DistributionSpec {
+    match distribution {
+        Distribution::Uniform => DistributionSpec::Uniform,
+        Distribution::Normal => DistributionSpec::Normal,
+        Distribution::Pareto => DistributionSpec::Pareto,
+    }
+}
+
 fn fault(fault: &NetworkFault) -> FaultSpec {
     let [at, length, every, stagger] = timing(&fault.window);
     let mut spec = FaultSpec {
@@ -301,11 +309,7 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
         } => {
             spec.latency = Some(duration(*latency));
             spec.jitter = Some(duration(*jitter));
-            spec.distribution = Some(match distribution {
-                Distribution::Uniform => DistributionSpec::Uniform,
-                Distribution::Normal => DistributionSpec::Normal,
-                Distribution::Pareto => DistributionSpec::Pareto,
-            });
+            spec.distribution = Some(self::distribution(*distribution));
             FaultKindSpec::Latency
         }
         NetworkFaultKind::Bandwidth {
@@ -362,6 +366,53 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
             spec.close_after = close_after.map(duration);
             spec.reset_after = reset_after.map(duration);
             FaultKindSpec::Blackhole
+        }
+        NetworkFaultKind::WsDrop {
+            probability: p,
+            controls,
+        } => {
+            spec.probability = Some(probability(*p));
+            spec.controls = Some(*controls);
+            FaultKindSpec::WsDrop
+        }
+        NetworkFaultKind::WsDelay {
+            latency,
+            jitter,
+            distribution,
+        } => {
+            spec.latency = Some(duration(*latency));
+            spec.jitter = Some(duration(*jitter));
+            spec.distribution = Some(self::distribution(*distribution));
+            FaultKindSpec::WsDelay
+        }
+        NetworkFaultKind::WsDuplicate { probability: p } => {
+            spec.probability = Some(probability(*p));
+            FaultKindSpec::WsDuplicate
+        }
+        NetworkFaultKind::WsReorder { probability: p } => {
+            spec.probability = Some(probability(*p));
+            FaultKindSpec::WsReorder
+        }
+        NetworkFaultKind::WsInvalidUtf8 { probability: p } => {
+            spec.probability = Some(probability(*p));
+            FaultKindSpec::WsInvalidUtf8
+        }
+        NetworkFaultKind::WsClose { code, reason } => {
+            spec.code = Some(u64::from(*code));
+            spec.reason = Some(reason.clone());
+            FaultKindSpec::WsClose
+        }
+        NetworkFaultKind::WsPong { action } => {
+            match action {
+                PongAction::Delay(delay) => spec.delay = Some(duration(*delay)),
+                PongAction::Swallow => {}
+            }
+            spec.swallow = Some(*action == PongAction::Swallow);
+            FaultKindSpec::WsPong
+        }
+        NetworkFaultKind::WsOversize { bytes } => {
+            spec.bytes = Some(size(*bytes));
+            FaultKindSpec::WsOversize
         }
         NetworkFaultKind::Reset => FaultKindSpec::Reset,
         NetworkFaultKind::Close => FaultKindSpec::Close,

@@ -223,6 +223,10 @@ pub struct FaultSpec {
     pub bytes: Option<SizeText>,
     pub close_after: Option<DurationText>,
     pub reset_after: Option<DurationText>,
+    pub controls: Option<bool>,
+    pub code: Option<u64>,
+    pub reason: Option<String>,
+    pub swallow: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +247,14 @@ pub enum FaultKindSpec {
     AcceptStall,
     AcceptReset,
     DialDelay,
+    WsDrop,
+    WsDelay,
+    WsDuplicate,
+    WsReorder,
+    WsClose,
+    WsPong,
+    WsInvalidUtf8,
+    WsOversize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

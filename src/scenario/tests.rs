@@ -81,6 +81,116 @@ thresholds:
 report: { dir: out, formats: [md, html, junit] }
 "#;
 
+/// Every WebSocket fault kind, with and without its optional parameters.
+const WEBSOCKET: &str = r#"
+name: websocket-faults
+duration: 60s
+clients: 10
+faults:
+  - { kind: ws_drop, probability: 1%, at: 1s, for: 5s }
+  - { kind: ws_drop, probability: 0.5, controls: true, direction: upstream, at: 2s, for: 1s }
+  - { kind: ws_delay, latency: 200ms, jitter: 50ms, distribution: pareto, at: 3s, for: 5s }
+  - { kind: ws_duplicate, probability: 0.01, connections: 25% }
+  - { kind: ws_reorder, probability: 5%, at: 10s, for: 10s, every: 20s }
+  - { kind: ws_close, code: 1012, reason: restarting, at: 20s, connections: [0, 3] }
+  - { kind: ws_close, at: 25s, every: 5s, for: 20s, stagger: 1s }
+  - { kind: ws_pong, swallow: true, at: 30s, for: 10s }
+  - { kind: ws_pong, delay: 3s, direction: upstream, at: 40s, for: 5s }
+  - { kind: ws_invalid_utf8, at: 45s, for: 1s, connections: 1 }
+  - { kind: ws_oversize, bytes: 1MiB, at: 50s }
+  - { kind: ws_oversize, at: 55s, direction: downstream }
+"#;
+
+#[test]
+fn websocket_faults_get_their_defaults() {
+    let scenario = parse(WEBSOCKET);
+    let kinds: Vec<&str> = scenario.faults.iter().map(|f| f.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ws_drop",
+            "ws_drop",
+            "ws_delay",
+            "ws_duplicate",
+            "ws_reorder",
+            "ws_close",
+            "ws_close",
+            "ws_pong",
+            "ws_pong",
+            "ws_invalid_utf8",
+            "ws_oversize",
+            "ws_oversize"
+        ]
+    );
+    let f = &scenario.faults;
+    assert_eq!(
+        f[0].kind,
+        NetworkFaultKind::WsDrop {
+            probability: 0.01,
+            controls: false
+        }
+    );
+    assert_eq!(
+        f[6].kind,
+        NetworkFaultKind::WsClose {
+            code: 1001,
+            reason: String::new()
+        }
+    );
+    assert!(f[6].kind.is_instantaneous() && f[10].kind.is_instantaneous());
+    assert_eq!(
+        f[7].kind,
+        NetworkFaultKind::WsPong {
+            action: PongAction::Swallow
+        }
+    );
+    assert_eq!(
+        f[7].direction,
+        Direction::Downstream,
+        "pongs: downstream by default"
+    );
+    assert_eq!(f[8].direction, Direction::Upstream);
+    assert_eq!(f[0].direction, Direction::Both);
+    assert_eq!(
+        f[9].kind,
+        NetworkFaultKind::WsInvalidUtf8 { probability: 1.0 }
+    );
+    assert_eq!(f[11].kind, NetworkFaultKind::WsOversize { bytes: 16 << 20 });
+    assert!(f.iter().all(|f| f.kind.is_websocket()));
+}
+
+#[test]
+fn websocket_faults_are_refused_precisely() {
+    let fault =
+        |line: &str| refuse(&format!("name: x\nclients: 5\nfaults:\n  - {line}\n")).to_string();
+    assert_eq!(
+        fault("{ kind: ws_close, code: 1006 }"),
+        "test.yaml:4:29: faults[0].code: expected a close code a close frame may carry: 1000-1003, 1007-1014 or 3000-4999 (got 1006)"
+    );
+    assert!(
+        fault("{ kind: ws_pong }")
+            .contains("faults[0].delay: is required for `ws_pong` unless `swallow: true`"),
+    );
+    assert!(fault("{ kind: ws_pong, swallow: true, delay: 1s }").contains("not both"));
+    assert!(fault("{ kind: ws_pong, swallow: false }").contains("faults[0].delay"));
+    assert!(
+        fault("{ kind: ws_drop }").contains("faults[0].probability: is required for `ws_drop`")
+    );
+    assert!(
+        fault("{ kind: ws_drop, probability: 1, code: 1001 }").contains(
+            "faults[0].code: not a parameter of `ws_drop` (parameters: probability, controls)"
+        )
+    );
+    assert!(
+        fault("{ kind: ws_oversize, bytes: 2GiB }")
+            .contains("faults[0].bytes: must be at most 1GiB")
+    );
+    assert!(fault("{ kind: ws_oversize, at: 1s, for: 2s }").contains("faults[0].for"));
+    assert!(fault("{ kind: ws_delay, latency: 0s }").contains("faults[0].latency: must be > 0"));
+    let long = "x".repeat(124);
+    assert!(fault(&format!("{{ kind: ws_close, reason: {long} }}")).contains("at most 123 bytes"));
+}
+
 #[test]
 fn the_smallest_scenario_gets_every_default() {
     let scenario = parse("name: tiny\nclients: 50\n");
@@ -295,6 +405,7 @@ fn normalized_json_reads_back_equal() {
     let external = "name: ext\nclients: 5\ntarget:\n  url: wss://example.com/ws\n  protocol: echo\n  headers: { X-Tenant: acme, Authorization: Bearer x }\n  subprotocols: [chat]\n  ca_file: ca.pem\n";
     for text in [
         FULL,
+        WEBSOCKET,
         minimal,
         external,
         CONNECT_PHASE,

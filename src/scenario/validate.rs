@@ -13,6 +13,8 @@ mod server;
 mod target;
 mod thresholds;
 
+pub use server::is_sendable_close_code;
+
 use std::time::Duration;
 
 use super::defaults;

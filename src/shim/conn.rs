@@ -27,6 +27,7 @@ use super::ledger::{self, Touches};
 use super::link::Link;
 use super::registry::Kill;
 use super::select::Key;
+use super::ws;
 use crate::scenario::Direction;
 
 /// How long dialing the server may take before the client is turned away.
@@ -48,6 +49,9 @@ pub(crate) struct ConnInfo {
     pub since: Instant,
     /// Cancelled when a fault closes that direction: [upstream, downstream].
     stop: [CancellationToken; 2],
+    /// Where `ws_close` and `ws_oversize` reach each direction's WebSocket layer, when
+    /// it has one: [upstream, downstream].
+    inbox: [ws::Inbox; 2],
 }
 
 impl ConnInfo {
@@ -60,6 +64,15 @@ impl ConnInfo {
             touches: Touches::default(),
             since: Instant::now(),
             stop: Default::default(),
+            inbox: Default::default(),
+        }
+    }
+
+    /// The inbox of direction `dir`'s WebSocket layer (see `ws::inject`).
+    pub fn inbox(&self, dir: Direction) -> &ws::Inbox {
+        match dir {
+            Direction::Downstream => &self.inbox[1],
+            _ => &self.inbox[0],
         }
     }
 

@@ -11,7 +11,8 @@
 //!
 //! Touch board rule: the first act that can break a connection (see
 //! `StageSpec::breaks`; reset, close and refusals always can) stamps the client's slot
-//! with the time, once per connection per window.
+//! with the time, once per connection per window. WebSocket message faults that can
+//! break a session stamp it again at every act (see `ws::Spec::breaks`).
 //!
 //! Bookkeeping is per connection ([`Touches`]): a small list under a lock taken when a
 //! stage is put in place, first acts, and goes away — never per chunk.

@@ -14,6 +14,12 @@
 //!   back to the fast path only once the queue is empty, so the switch never reorders
 //!   data.
 //!
+//! With WebSocket faults in the run, the fast path also follows the frames it forwards
+//! (`Chain::observe`: counting, no copy) and wakes for a frame a fault fires at an idle
+//! link (`ws_close`, `ws_oversize`); chunks the chain makes between reads (messages let
+//! go when a window closes or a hold runs out, injected frames) are queued like read
+//! ones (`Link::pump`).
+//!
 //! The queue holds at most [`MAX_QUEUED`] bytes (less if a stage says so: bandwidth);
 //! beyond that the link stops reading and TCP backpressure reaches the sender, as it
 //! would on a slow real link.
@@ -22,10 +28,10 @@
 //! when the stages let it (slow_close delays it, a blackhole holds it while open), and
 //! the other direction keeps flowing — half-closed connections work.
 //!
-//! Closed by a fault (`close`, `limit_data`; see `ConnInfo::close`): whatever is still
-//! queued is dropped, the FIN goes at once, and the source is read and discarded until it
-//! ends (at most [`DRAIN`]), so the peer that keeps writing is not blocked on full
-//! buffers nor answered with a reset.
+//! Closed by a fault (`close`, `limit_data`, `ws_close` once its frame is out; see
+//! `ConnInfo::close`): whatever is still queued is dropped, the FIN goes at once, and the
+//! source is read and discarded until it ends (at most [`DRAIN`]), so the peer that keeps
+//! writing is not blocked on full buffers nor answered with a reset.
 
 use std::collections::VecDeque;
 use std::io;
@@ -68,8 +74,8 @@ pub(crate) struct Link<'a, R, W> {
     eof: Option<Instant>,
     /// When the FIN may follow, once the source ended; `None` while a stage holds it.
     fin_at: Option<Instant>,
-    /// A stage ended the connection: close it once the queue is written.
-    closing: bool,
+    /// A stage ended the connection: close these directions once the queue is written.
+    closing: Option<Direction>,
     /// Scratch for the chain's output.
     out: Vec<Chunk>,
 }
@@ -99,7 +105,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
             last_due: None,
             eof: None,
             fin_at: None,
-            closing: false,
+            closing: None,
             out: Vec::new(),
         };
         if !first.is_empty() {
@@ -120,6 +126,12 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                 let n = tokio::select! {
                     biased;
                     () = &mut stopped => return self.close().await,
+                    // Only with a WebSocket layer: a frame fired at an idle link.
+                    injection = self.chain.injection() => {
+                        self.chain.inject(injection, Instant::now());
+                        self.pump();
+                        continue;
+                    }
                     r = self.reader.read(&mut self.buf) => r?,
                 };
                 let now = Instant::now();
@@ -128,6 +140,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                     if n == 0 {
                         return self.writer.shutdown().await;
                     }
+                    self.chain.observe(&self.buf[..n]);
                     tokio::select! {
                         biased;
                         () = &mut stopped => return self.close().await,
@@ -161,7 +174,10 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
     }
 
     fn idle(&self) -> bool {
-        self.queue.is_empty() && self.current.is_none() && self.eof.is_none() && !self.closing
+        self.queue.is_empty()
+            && self.current.is_none()
+            && self.eof.is_none()
+            && self.closing.is_none()
     }
 
     /// One event of the faulted path: a write, a chunk coming due, the timeline changing,
@@ -170,7 +186,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
         let wake = match (&self.current, self.queue.front()) {
             (Some(_), _) => None,
             (None, Some(front)) => Some(front.due),
-            (None, None) if self.closing => Some(Instant::now()),
+            (None, None) if self.closing.is_some() => Some(Instant::now()),
             (None, None) => self.fin_at,
         };
         let pending: &[u8] = match &self.current {
@@ -200,8 +216,8 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                 }
             }
             () = tokio::time::sleep_until(wake.unwrap_or_else(far_future)), if wake.is_some() => {
-                match self.queue.pop_front() {
-                    Some(chunk) => {
+                match (self.queue.pop_front(), self.closing) {
+                    (Some(chunk), _) => {
                         self.queued -= chunk.data.len();
                         if !chunk.data.is_empty() {
                             self.current = Some((chunk.data, 0));
@@ -209,19 +225,20 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                     }
                     // Everything the closing stage let through is written: the run loop
                     // sees the stop and closes this direction, the other link its own.
-                    None if self.closing => {
-                        self.info.close(Direction::Both);
+                    (None, Some(scope)) => {
+                        self.info.close(scope);
                     }
-                    None => {
+                    (None, None) => {
                         self.writer.shutdown().await?;
                         return Ok(true);
                     }
                 }
             }
             () = self.chain.follow() => {
+                // A stage may end the connection with no chunk coming (see `wake_at`):
+                // `pump` notes a close, `check_reset` a reset.
+                self.pump();
                 self.refresh_fin();
-                // A stage may end the connection with no chunk coming (see `wake_at`).
-                self.closing = self.closing || self.chain.closes();
                 self.chain.check_reset();
             }
             r = self.reader.read(&mut self.buf), if can_read => {
@@ -237,6 +254,8 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
     /// Handles a read of `n` bytes (0: end of stream) on the faulted path.
     fn read_done(&mut self, n: usize, now: Instant) {
         if n == 0 {
+            self.chain.ended(now);
+            self.pump();
             self.eof = Some(now);
             self.refresh_fin();
         } else {
@@ -256,6 +275,17 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
     /// Passes a chunk through the stages and queues what comes out, in order.
     fn arrive(&mut self, data: Bytes, now: Instant) {
         self.chain.push(Chunk::new(data, now), &mut self.out);
+        self.enqueue();
+    }
+
+    /// Queues what the chain made between reads (see `Chain::take_ready`).
+    fn pump(&mut self) {
+        self.chain.take_ready(&mut self.out);
+        self.enqueue();
+    }
+
+    /// Queues the chunks in `out`, in order.
+    fn enqueue(&mut self) {
         for mut chunk in self.out.drain(..) {
             if let Some(last) = self.last_due {
                 chunk.due = chunk.due.max(last);
@@ -265,7 +295,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
             self.queue.push_back(chunk);
         }
         // A closing stage passes nothing more, so the queue now ends where it cut.
-        self.closing = self.closing || self.chain.closes();
+        self.closing = self.closing.or(self.chain.closes());
         self.chain.check_reset();
     }
 

@@ -15,6 +15,8 @@
 //! - `select`: which connections (clients) a fault touches.
 //! - `registry`: the open connections, for faults that hit them at a moment.
 //! - `faults`: the seam every fault kind plugs into, one file per kind.
+//! - `ws`: WebSocket-aware faults (`ws_*`): frames followed after the upgrade, whole
+//!   messages dropped, delayed, repeated, reordered or rewritten, frames injected.
 //! - `ledger`: `FaultTouched` events (one per connection per window, exact bytes) and
 //!   the touch board.
 //! - `stats`: live counters.
@@ -47,6 +49,7 @@ mod test_util;
 #[cfg(test)]
 mod tests;
 mod timeline;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,9 +94,11 @@ pub struct ShimConfig {
     pub identify_clients: bool,
     /// Where faults stamp the time they first break an identified client's link (reset,
     /// close, limit_data closing, a blackhole or partition starting, the first chunk
-    /// dropped, corrupted or duplicated), so clients time their detection from the
-    /// fault. Not for faults that only slow a link (latency, bandwidth, slicer,
-    /// slow_close).
+    /// dropped, corrupted or duplicated, the first message dropped, reordered or made
+    /// invalid, a close frame sent, a pong swallowed), so clients time their detection
+    /// from the fault. Not for faults that only slow a link (latency, bandwidth, slicer,
+    /// slow_close, ws_delay, a pong delayed) nor for ws_duplicate (a correct receiver
+    /// drops the copy).
     pub touches: Option<Arc<TouchBoard>>,
 }
 

@@ -94,6 +94,11 @@ impl Registry {
         info.is_some_and(|info| info.close(dir))
     }
 
+    /// What both directions of `conn` share, while it is open.
+    pub fn info(&self, conn: u64) -> Option<Arc<ConnInfo>> {
+        self.lock().get(&conn).map(|e| e.info.clone())
+    }
+
     /// Tells `conn` to die; false if it already ended.
     pub fn kill(&self, conn: u64, kill: Kill) -> bool {
         let entry = self.lock().remove(&conn);

@@ -65,7 +65,7 @@ pub(crate) fn spawn_plan(
     let shared = shared.clone();
     let at = shared.plans[plan].fault.window.at;
     match shared.plans[plan].effect.clone() {
-        Effect::Stage(_) | Effect::Connect(_) => {
+        Effect::Stage(_) | Effect::Messages(_) | Effect::Connect(_) => {
             let first = (shared.clock.elapsed() >= at).then(|| {
                 let members = members(&shared, plan, 0);
                 open(&shared, plan, 0, members.clone());

@@ -10,12 +10,13 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use super::ServerStats;
+use super::control::{Command, Control};
 use super::ledger::DeliveryLedger;
 use super::sessions::SessionTable;
 use super::squall;
@@ -44,16 +45,31 @@ pub(super) struct Connection {
     pub metrics: Option<Metrics>,
     pub sessions: Arc<SessionTable>,
     pub ledger: Arc<DeliveryLedger>,
+    pub control: Arc<Control>,
     pub replay_buffer: usize,
+    /// Stream mode: a push of this size every interval.
+    pub push: Option<(Duration, usize)>,
     pub token: CancellationToken,
 }
 
 impl Connection {
     pub async fn serve(self, stream: TcpStream) {
         let mut speaks_squall = false;
-        // The callback's error type is tungstenite's, large or not.
+        let refusal = self.control.check_handshake();
+        // tungstenite's callback signature fixes the large error type.
         #[allow(clippy::result_large_err)]
         let negotiate = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+            if let Some(r) = &refusal {
+                let mut err = ErrorResponse::new(Some(format!("refused ({})", r.status)));
+                *err.status_mut() =
+                    StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                if let Some(after) = r.retry_after {
+                    let secs = after.as_secs_f64().ceil() as u64;
+                    err.headers_mut()
+                        .insert("retry-after", HeaderValue::from(secs.max(1)));
+                }
+                return Err(err);
+            }
             let offered = req.headers().get_all("sec-websocket-protocol");
             if offered
                 .iter()
@@ -88,31 +104,52 @@ impl Connection {
                 r.tick(Tick::ServerHandshakes, 1);
             });
         }
+        let commands = self.control.register(self.id);
         if speaks_squall {
             let cx = squall::Context {
+                control: self.control.clone(),
+                commands,
                 sessions: self.sessions.clone(),
                 ledger: self.ledger.clone(),
                 replay_buffer: self.replay_buffer,
+                push: self.push,
                 token: self.token.clone(),
                 conn_id: self.id,
                 metrics: self.metrics.clone(),
             };
             squall::serve(ws, cx).await;
         } else {
-            self.plain_echo(ws).await;
+            self.plain_echo(ws, commands).await;
         }
+        self.control.unregister(self.id);
     }
 
     /// Any WebSocket client that does not speak squall's protocol gets a plain echo.
-    async fn plain_echo(&self, mut ws: tokio_tungstenite::WebSocketStream<TcpStream>) {
+    async fn plain_echo(
+        &self,
+        mut ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+        mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+    ) {
+        let mut stalled = self.control.stalled();
         loop {
+            let reading = !*stalled.borrow();
             let msg = tokio::select! {
                 _ = self.token.cancelled() => {
                     let bye = CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() };
                     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, ws.close(Some(bye))).await;
                     return;
                 }
-                msg = ws.next() => msg,
+                Some(cmd) = commands.recv() => {
+                    if let Command::Close { code, reason, .. } = cmd {
+                        let bye = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, ws.close(Some(bye))).await;
+                        return;
+                    }
+                    // A plain client has no channel for application errors.
+                    continue;
+                }
+                _ = stalled.changed() => continue,
+                msg = ws.next(), if reading => msg,
             };
             let reply = match msg {
                 Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {

@@ -20,6 +20,10 @@ pub struct DeliveryLedger {
     duplicates: AtomicU64,
     /// Payloads without a message number (not from squall's load clients).
     anonymous: AtomicU64,
+    /// Server-to-client messages the application sent (echoes and pushes), and how many
+    /// of them clients acknowledged, which they do only once delivered.
+    sent: AtomicU64,
+    acked: AtomicU64,
 }
 
 /// What the ledger holds at the end of a run.
@@ -28,6 +32,10 @@ pub struct LedgerTotals {
     pub unique: u64,
     pub duplicates: u64,
     pub anonymous: u64,
+    /// Server-to-client messages sent by the application.
+    pub sent: u64,
+    /// Of those, acknowledged by their client (so delivered to its application).
+    pub acked: u64,
 }
 
 impl DeliveryLedger {
@@ -49,11 +57,23 @@ impl DeliveryLedger {
         }
     }
 
+    /// The application sent one message to a client.
+    pub fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client acknowledged `n` more messages.
+    pub fn acked(&self, n: u64) {
+        self.acked.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn totals(&self) -> LedgerTotals {
         LedgerTotals {
             unique: self.unique.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             anonymous: self.anonymous.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            acked: self.acked.load(Ordering::Relaxed),
         }
     }
 }
@@ -85,7 +105,9 @@ mod tests {
             LedgerTotals {
                 unique: 3,
                 duplicates: 1,
-                anonymous: 1
+                anonymous: 1,
+                sent: 0,
+                acked: 0,
             }
         );
     }

@@ -7,10 +7,14 @@
 //! gets a plain echo. In `echo` mode each message goes back to its sender.
 
 mod connection;
+mod control;
+mod faults;
 mod ledger;
 mod sessions;
 mod squall;
 
+pub use control::{Command, Control, Refusal, Restart};
+pub use faults::spawn_faults;
 pub use ledger::{DeliveryLedger, ID_DIGITS, LedgerTotals, message_id};
 pub use sessions::SessionTable;
 
@@ -20,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -55,6 +60,7 @@ pub struct ServerHandle {
     stats: Arc<ServerStats>,
     sessions: Arc<SessionTable>,
     ledger: Arc<DeliveryLedger>,
+    control: Arc<Control>,
 }
 
 impl ServerHandle {
@@ -69,6 +75,11 @@ impl ServerHandle {
     /// What the server's application received, once and more than once.
     pub fn ledger(&self) -> LedgerTotals {
         self.ledger.totals()
+    }
+
+    /// The server's control state: where server faults act.
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
     }
 
     /// Sessions held now (connected or within their resume window).
@@ -123,12 +134,6 @@ pub async fn start_with(
     token: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<ServerHandle, TargetError> {
-    if let ServerMode::Stream { .. } = config.mode {
-        return Err(TargetError::Unsupported("mode: stream"));
-    }
-    if config.max_handshake_rate.is_some() {
-        return Err(TargetError::Unsupported("max_handshake_rate"));
-    }
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| TargetError::Bind { addr, source })?;
@@ -137,14 +142,15 @@ pub async fn start_with(
         .map_err(|source| TargetError::Bind { addr, source })?;
     let stats = Arc::new(ServerStats::default());
     let ServerState { sessions, ledger } = state;
+    let (control, restarts) = Control::new(config.max_handshake_rate);
+    let control = Arc::new(control);
     let handle = ServerHandle {
         local_addr,
         stats: stats.clone(),
         sessions: sessions.clone(),
         ledger: ledger.clone(),
+        control: control.clone(),
     };
-    let replay_buffer = config.replay_buffer;
-    let tasks = tracker.clone();
     // Sessions past their window are forgotten, so memory follows live sessions.
     let sweep = (sessions.clone(), token.clone());
     tracker.spawn(async move {
@@ -157,36 +163,111 @@ pub async fn start_with(
             }
         }
     });
-    tracker.spawn(async move {
-        let mut next_id = 0u64;
+    let acceptor = Acceptor {
+        stats,
+        metrics,
+        sessions,
+        ledger,
+        control,
+        replay_buffer: config.replay_buffer,
+        push: match config.mode {
+            ServerMode::Echo => None,
+            ServerMode::Stream { rate, size_bytes } => rate
+                .interval()
+                .map(|every| (every, size_bytes.min(64 << 20) as usize)),
+        },
+        token,
+        tasks: tracker.clone(),
+        next_id: 0,
+    };
+    tracker.spawn(acceptor.run(listener, local_addr, restarts));
+    Ok(handle)
+}
+
+/// The accept loop, which also carries out restarts: close everything, stop listening
+/// for `down_for` (new connections are refused), then listen again on the same address.
+struct Acceptor {
+    stats: Arc<ServerStats>,
+    metrics: Option<Metrics>,
+    sessions: Arc<SessionTable>,
+    ledger: Arc<DeliveryLedger>,
+    control: Arc<Control>,
+    replay_buffer: usize,
+    push: Option<(Duration, usize)>,
+    token: CancellationToken,
+    tasks: TaskTracker,
+    next_id: u64,
+}
+
+impl Acceptor {
+    async fn run(
+        mut self,
+        mut listener: TcpListener,
+        addr: SocketAddr,
+        mut restarts: mpsc::UnboundedReceiver<Restart>,
+    ) {
         loop {
             let accepted = tokio::select! {
-                _ = token.cancelled() => break,
+                _ = self.token.cancelled() => return,
+                Some(r) = restarts.recv() => {
+                    drop(listener);
+                    match self.restart(r, addr).await {
+                        Some(l) => { listener = l; continue; }
+                        None => return,
+                    }
+                }
                 accepted = listener.accept() => accepted,
             };
             match accepted {
                 Ok((stream, _)) => {
-                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_nodelay(true);
-                    next_id += 1;
+                    self.next_id += 1;
                     let conn = connection::Connection {
-                        id: next_id,
-                        stats: stats.clone(),
-                        metrics: metrics.clone(),
-                        sessions: sessions.clone(),
-                        ledger: ledger.clone(),
-                        replay_buffer,
-                        token: token.child_token(),
+                        id: self.next_id,
+                        stats: self.stats.clone(),
+                        metrics: self.metrics.clone(),
+                        sessions: self.sessions.clone(),
+                        ledger: self.ledger.clone(),
+                        control: self.control.clone(),
+                        replay_buffer: self.replay_buffer,
+                        push: self.push,
+                        token: self.token.child_token(),
                     };
-                    tasks.spawn(conn.serve(stream));
+                    self.tasks.spawn(conn.serve(stream));
                 }
                 // Out of descriptors or a connection reset before accept: keep serving,
                 // but do not spin while the condition lasts.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
-    });
-    Ok(handle)
+    }
+
+    /// Goes down for `r.down_for` and comes back on `addr`; `None` if cancelled meanwhile.
+    async fn restart(&self, r: Restart, addr: SocketAddr) -> Option<TcpListener> {
+        self.control.broadcast(&Command::Close {
+            code: r.close_code,
+            reason: "server restarting".into(),
+            retry_after: Some(r.down_for),
+        });
+        if !r.keep_sessions {
+            self.sessions.clear();
+        }
+        tokio::select! {
+            _ = self.token.cancelled() => return None,
+            _ = tokio::time::sleep(r.down_for) => {}
+        }
+        // The port was just ours; a socket in TIME_WAIT must not keep it from us.
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => return Some(l),
+                Err(_) => tokio::select! {
+                    _ = self.token.cancelled() => return None,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                },
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub struct ServerSession {
     active: Option<(u64, CancellationToken)>,
     /// When the last connection ended; the resume window runs from here.
     idle_since: Instant,
+    /// Messages this session's stream has pushed so far (stream mode): the next one's
+    /// message number is this plus one.
+    pub pushed: u64,
 }
 
 pub type Shared = Arc<Mutex<ServerSession>>;
@@ -83,6 +86,7 @@ impl SessionTable {
             outbound: Outbound::default(),
             active: Some(conn),
             idle_since: now,
+            pushed: 0,
         }));
         sessions.insert(id.to_string(), fresh.clone());
         (fresh, false)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -16,10 +17,13 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
+use super::control::{Command, Control};
 use super::ledger::DeliveryLedger;
 use super::sessions::{ServerSession, SessionTable, Shared};
 use crate::metrics::{Counter, Metrics};
-use crate::protocol::{self, CloseClass, CloseInfo, Flags, Frame, Receipt, Welcome, close_code};
+use crate::protocol::{
+    self, AppError, CloseClass, CloseInfo, Flags, Frame, Receipt, Welcome, close_code,
+};
 
 /// The client's HELLO must arrive within this.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +41,11 @@ pub(super) struct Context {
     pub conn_id: u64,
     /// Where the server counts the corruption it detects.
     pub metrics: Option<Metrics>,
+    pub control: Arc<Control>,
+    /// What server faults ask of this connection.
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    /// Stream mode: push a message of this size every interval; otherwise echo.
+    pub push: Option<(Duration, usize)>,
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -49,7 +58,7 @@ enum Stop {
     Close(CloseInfo),
 }
 
-pub(super) async fn serve(mut ws: Ws, cx: Context) {
+pub(super) async fn serve(mut ws: Ws, mut cx: Context) {
     let conn = cx.token.child_token();
     let hello = match read_hello(&mut ws).await {
         Ok(h) => h,
@@ -61,7 +70,8 @@ pub(super) async fn serve(mut ws: Ws, cx: Context) {
         (cx.conn_id, conn.clone()),
         Instant::now(),
     );
-    let stop = run_session(&mut ws, &cx, &conn, &hello, &session, resumed).await;
+    cx.control.bind_session(cx.conn_id, hello.session.as_str());
+    let stop = run_session(&mut ws, &mut cx, &conn, &hello, &session, resumed).await;
     SessionTable::detach(&session, cx.conn_id, Instant::now());
     finish(&mut ws, stop).await;
 }
@@ -104,7 +114,7 @@ async fn read_hello(ws: &mut Ws) -> Result<protocol::Hello, Stop> {
 
 async fn run_session(
     ws: &mut Ws,
-    cx: &Context,
+    cx: &mut Context,
     conn: &CancellationToken,
     hello: &protocol::Hello,
     session: &Shared,
@@ -114,8 +124,11 @@ async fn run_session(
     let out = {
         let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
         let s = &mut *s;
-        if resumed && let Err(e) = protocol::apply_hello(hello, &mut s.outbound, &mut s.inbound) {
-            return close(1002, CloseClass::Fatal, &format!("bad HELLO: {e}"));
+        if resumed {
+            match protocol::apply_hello(hello, &mut s.outbound, &mut s.inbound) {
+                Ok(released) => cx.ledger.acked(released.len() as u64),
+                Err(e) => return close(1002, CloseClass::Fatal, &format!("bad HELLO: {e}")),
+            }
         }
         let welcome = Welcome {
             session: hello.session.clone(),
@@ -132,8 +145,37 @@ async fn run_session(
     if send_all(ws, out).await.is_err() {
         return Stop::Gone;
     }
+    let mut stalled = cx.control.stalled();
+    let period = cx
+        .push
+        .map_or(Duration::from_secs(3600), |(every, _)| every);
+    let mut pushes = tokio::time::interval_at(Instant::now() + period, period);
+    pushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A stalled server stops reading: backpressure builds in the client's buffers.
+        let reading = !*stalled.borrow();
         let msg = tokio::select! {
+            _ = stalled.changed() => continue,
+            _ = pushes.tick(), if cx.push.is_some() && reading => {
+                let frames = push(cx, session);
+                if !frames.is_empty() && send_all(ws, frames).await.is_err() {
+                    return Stop::Gone;
+                }
+                continue;
+            }
+            Some(cmd) = cx.commands.recv() => match cmd {
+                Command::Close { code, reason, retry_after } => {
+                    return Stop::Close(CloseInfo { code, class: CloseClass::from_close_code(code), retry_after, reason });
+                }
+                Command::AppError { code, message } => {
+                    let ack = session.lock().unwrap_or_else(|e| e.into_inner()).inbound.ack();
+                    let frame = protocol::encode(&Frame::Error { ack, error: AppError { code, message } });
+                    if ws.send(Message::Binary(frame)).await.is_err() {
+                        return Stop::Gone;
+                    }
+                    continue;
+                }
+            },
             _ = conn.cancelled() => {
                 return if cx.token.is_cancelled() {
                     close(1001, CloseClass::Restart, "server going away")
@@ -141,7 +183,7 @@ async fn run_session(
                     close(close_code::SUPERSEDED, CloseClass::Transient, "session taken over by another connection")
                 };
             }
-            msg = ws.next() => msg,
+            msg = ws.next(), if reading => msg,
         };
         let bytes = match msg {
             Some(Ok(Message::Binary(b))) => b,
@@ -182,8 +224,9 @@ async fn run_session(
 fn on_frame(cx: &Context, session: &Shared, id: &str, frame: Frame) -> Result<Vec<Bytes>, Stop> {
     let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
     let s = &mut *guard;
-    if let Err(e) = s.outbound.acked(frame.ack()) {
-        return Err(close(1002, CloseClass::Fatal, &format!("bad ack: {e}")));
+    match s.outbound.acked(frame.ack()) {
+        Ok(released) => cx.ledger.acked(released.count() as u64),
+        Err(e) => return Err(close(1002, CloseClass::Fatal, &format!("bad ack: {e}"))),
     }
     let mut out = Vec::new();
     match frame {
@@ -195,7 +238,11 @@ fn on_frame(cx: &Context, session: &Shared, id: &str, frame: Frame) -> Result<Ve
                     // the resume replays what it has not had.
                     return Err(close(1013, CloseClass::Overload, "replay buffer full"));
                 }
-                s.outbound.push(payload);
+                // Stream mode takes the message in; echo mode sends it back.
+                if cx.push.is_none() {
+                    s.outbound.push(payload);
+                    cx.ledger.sent();
+                }
                 transmit(s, cx.replay_buffer, &mut out);
             }
             // Already had it (a retransmit that crossed our ack): say so again.
@@ -224,6 +271,26 @@ fn on_frame(cx: &Context, session: &Shared, id: &str, frame: Frame) -> Result<Ve
         }
     }
     Ok(out)
+}
+
+/// Stream mode: the session's next message (its number, then filler), unless the
+/// client is so far behind that the replay buffer is full — then the stream waits.
+fn push(cx: &Context, session: &Shared) -> Vec<Bytes> {
+    let Some((_, size)) = cx.push else {
+        return Vec::new();
+    };
+    let mut guard = session.lock().unwrap_or_else(|e| e.into_inner());
+    let s = &mut *guard;
+    let mut out = Vec::new();
+    if s.outbound.len() < cx.replay_buffer {
+        s.pushed += 1;
+        let mut payload = format!("{:016x}", s.pushed).into_bytes();
+        payload.resize(size.max(payload.len()), b'.');
+        s.outbound.push(Bytes::from(payload));
+        cx.ledger.sent();
+    }
+    transmit(s, cx.replay_buffer, &mut out);
+    out
 }
 
 /// Encodes what the send window lets go now: retransmits first, then new messages.

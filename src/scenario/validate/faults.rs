@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::super::defaults::{self, limits};
 use super::super::model::{
-    Connections, Direction, Distribution, DropUnit, NetworkFault, NetworkFaultKind, Window,
+    Connections, Direction, Distribution, DropUnit, NetworkFault, NetworkFaultKind, PongAction,
+    Window,
 };
 use super::super::path::YamlPath;
 use super::super::spec::{
@@ -16,7 +17,7 @@ use super::super::spec::{
     FaultSpec, SizeText,
 };
 use super::super::units;
-use super::{Checked, Invalid, Run, fields};
+use super::{Checked, Invalid, Run, fields, server};
 
 pub fn network_faults(
     path: &YamlPath,
@@ -65,7 +66,7 @@ fn network_fault(path: &YamlPath, id: usize, spec: &FaultSpec, run: &Run) -> Che
     Ok(NetworkFault {
         id,
         name: fault_name(&path.key("name"), spec.name.as_deref(), kind.name(), id)?,
-        direction: match spec.direction.unwrap_or(DirectionSpec::Both) {
+        direction: match spec.direction.unwrap_or(default_direction(&kind)) {
             DirectionSpec::Upstream => Direction::Upstream,
             DirectionSpec::Downstream => Direction::Downstream,
             DirectionSpec::Both => Direction::Both,
@@ -74,6 +75,15 @@ fn network_fault(path: &YamlPath, id: usize, spec: &FaultSpec, run: &Run) -> Che
         kind,
         window,
     })
+}
+
+/// `ws_pong` acts on the server's answers to the client's pings; every other kind on
+/// both directions.
+fn default_direction(kind: &NetworkFaultKind) -> DirectionSpec {
+    match kind {
+        NetworkFaultKind::WsPong { .. } => DirectionSpec::Downstream,
+        _ => DirectionSpec::Both,
+    }
 }
 
 /// The parameters each kind takes, in the order the docs list them.
@@ -92,6 +102,14 @@ fn parameters_of(kind: FaultKindSpec) -> &'static [&'static str] {
         | FaultKindSpec::Partition
         | FaultKindSpec::AcceptStall
         | FaultKindSpec::AcceptReset => &[],
+        FaultKindSpec::WsDrop => &["probability", "controls"],
+        FaultKindSpec::WsDelay => &["latency", "jitter", "distribution"],
+        FaultKindSpec::WsDuplicate | FaultKindSpec::WsReorder | FaultKindSpec::WsInvalidUtf8 => {
+            &["probability"]
+        }
+        FaultKindSpec::WsClose => &["code", "reason"],
+        FaultKindSpec::WsPong => &["delay", "swallow"],
+        FaultKindSpec::WsOversize => &["bytes"],
     }
 }
 
@@ -112,6 +130,14 @@ fn kind_name(kind: FaultKindSpec) -> &'static str {
         FaultKindSpec::AcceptStall => "accept_stall",
         FaultKindSpec::AcceptReset => "accept_reset",
         FaultKindSpec::DialDelay => "dial_delay",
+        FaultKindSpec::WsDrop => "ws_drop",
+        FaultKindSpec::WsDelay => "ws_delay",
+        FaultKindSpec::WsDuplicate => "ws_duplicate",
+        FaultKindSpec::WsReorder => "ws_reorder",
+        FaultKindSpec::WsClose => "ws_close",
+        FaultKindSpec::WsPong => "ws_pong",
+        FaultKindSpec::WsInvalidUtf8 => "ws_invalid_utf8",
+        FaultKindSpec::WsOversize => "ws_oversize",
     }
 }
 
@@ -131,6 +157,10 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("bytes", spec.bytes.is_some()),
         ("close_after", spec.close_after.is_some()),
         ("reset_after", spec.reset_after.is_some()),
+        ("controls", spec.controls.is_some()),
+        ("code", spec.code.is_some()),
+        ("reason", spec.reason.is_some()),
+        ("swallow", spec.swallow.is_some()),
     ];
     let allowed = spec.kind.map(parameters_of).unwrap_or_default();
     foreign(path, kind, allowed, &present)
@@ -174,13 +204,13 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
         )),
     };
     Ok(match kind {
-        FaultKindSpec::Latency => {
+        FaultKindSpec::Latency | FaultKindSpec::WsDelay => {
             let latency_path = path.key("latency");
-            let text = fields::required(
-                &latency_path,
-                spec.latency.as_ref(),
-                "the delay added to each chunk, e.g. 80ms",
-            )?;
+            let what = match kind {
+                FaultKindSpec::Latency => "the delay added to each chunk, e.g. 80ms",
+                _ => "the delay added to each message, e.g. 80ms",
+            };
+            let text = fields::required(&latency_path, spec.latency.as_ref(), what)?;
             let latency = fields::duration(&latency_path, text)?;
             let jitter = duration_or("jitter", spec.jitter.as_ref(), Duration::ZERO)?;
             if latency.is_zero() && jitter.is_zero() {
@@ -194,10 +224,17 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
                 DistributionSpec::Normal => Distribution::Normal,
                 DistributionSpec::Pareto => Distribution::Pareto,
             };
-            NetworkFaultKind::Latency {
-                latency,
-                jitter,
-                distribution,
+            match kind {
+                FaultKindSpec::Latency => NetworkFaultKind::Latency {
+                    latency,
+                    jitter,
+                    distribution,
+                },
+                _ => NetworkFaultKind::WsDelay {
+                    latency,
+                    jitter,
+                    distribution,
+                },
             }
         }
         FaultKindSpec::Bandwidth => {
@@ -328,12 +365,62 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
                 reset_after,
             }
         }
+        FaultKindSpec::WsDrop => NetworkFaultKind::WsDrop {
+            probability: probability()?,
+            controls: spec.controls.unwrap_or(false),
+        },
+        FaultKindSpec::WsDuplicate => NetworkFaultKind::WsDuplicate {
+            probability: probability()?,
+        },
+        FaultKindSpec::WsReorder => NetworkFaultKind::WsReorder {
+            probability: probability()?,
+        },
+        FaultKindSpec::WsInvalidUtf8 => NetworkFaultKind::WsInvalidUtf8 {
+            probability: match &spec.probability {
+                Some(text) => fields::probability(&path.key("probability"), text)?,
+                None => defaults::WS_INVALID_UTF8_PROBABILITY,
+            },
+        },
+        FaultKindSpec::WsClose => NetworkFaultKind::WsClose {
+            code: server::close_code(&path.key("code"), spec.code, defaults::WS_CLOSE_CODE)?,
+            reason: server::close_reason(&path.key("reason"), spec.reason.as_deref())?,
+        },
+        FaultKindSpec::WsPong => NetworkFaultKind::WsPong {
+            action: pong_action(path, spec)?,
+        },
+        FaultKindSpec::WsOversize => NetworkFaultKind::WsOversize {
+            bytes: match &spec.bytes {
+                Some(text) => {
+                    fields::positive_size(&path.key("bytes"), text, limits::WS_OVERSIZE_BYTES)?
+                }
+                None => defaults::WS_OVERSIZE_BYTES,
+            },
+        },
         FaultKindSpec::Reset => NetworkFaultKind::Reset,
         FaultKindSpec::Close => NetworkFaultKind::Close,
         FaultKindSpec::Partition => NetworkFaultKind::Partition,
         FaultKindSpec::AcceptStall => NetworkFaultKind::AcceptStall,
         FaultKindSpec::AcceptReset => NetworkFaultKind::AcceptReset,
     })
+}
+
+/// `ws_pong` takes a `delay` or `swallow: true`, one of them.
+fn pong_action(path: &YamlPath, spec: &FaultSpec) -> Checked<PongAction> {
+    match (spec.swallow, &spec.delay) {
+        (Some(true), Some(_)) => Err(Invalid::key(
+            &path.key("delay"),
+            "`ws_pong` either delays pongs (`delay`) or swallows them (`swallow: true`), not both",
+        )),
+        (Some(true), None) => Ok(PongAction::Swallow),
+        (_, Some(text)) => Ok(PongAction::Delay(fields::positive_duration(
+            &path.key("delay"),
+            text,
+        )?)),
+        (_, None) => Err(Invalid::key(
+            &path.key("delay"),
+            "is required for `ws_pong` unless `swallow: true`: how long to hold each pong back, e.g. 5s",
+        )),
+    }
 }
 
 /// The timing keys of a fault, as written.

@@ -138,27 +138,27 @@ fn server_fault(
     })
 }
 
-/// Codes a server may put in a close frame: not the reserved 1004, nor 1005, 1006 and
+/// Codes a close frame may carry: not the reserved 1004, nor 1005, 1006 and
 /// 1015, which only ever describe a close that had no frame.
 pub fn is_sendable_close_code(code: u64) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
-fn close_code(path: &YamlPath, code: Option<u64>, default: u16) -> Checked<u16> {
+pub fn close_code(path: &YamlPath, code: Option<u64>, default: u16) -> Checked<u16> {
     match code {
         None => Ok(default),
         Some(code) if is_sendable_close_code(code) => Ok(code as u16),
         Some(code) => Err(Invalid::value(
             path,
             format!(
-                "expected a close code a server may send: 1000-1003, 1007-1014 or 3000-4999 (got {code})"
+                "expected a close code a close frame may carry: 1000-1003, 1007-1014 or 3000-4999 (got {code})"
             ),
         )),
     }
 }
 
 /// A close frame has 125 bytes of payload, two of them the code.
-fn close_reason(path: &YamlPath, reason: Option<&str>) -> Checked<String> {
+pub fn close_reason(path: &YamlPath, reason: Option<&str>) -> Checked<String> {
     let reason = reason.unwrap_or_default();
     if reason.len() > 123 {
         return Err(Invalid::value(

@@ -34,6 +34,8 @@ pub const COUNTERS: &[&str] = &[
     "duplicates_suppressed",
     "messages_unverified",
     "server_received",
+    "server_sent",
+    "server_sent_acked",
 ];
 /// Histograms in microseconds.
 pub const LATENCIES: &[&str] = &[

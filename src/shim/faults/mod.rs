@@ -20,11 +20,15 @@
 //! `partition` is both: the blackhole stage on the connections it covers, and a refusal of
 //! new ones at accept (see `partition`).
 //!
+//! WebSocket faults (`ws_*`, in `shim::ws`) take the same two shapes one level up: a
+//! **message stage** ([`crate::shim::ws::MessageStage`]) transforms whole messages while
+//! its window is open; `ws_close` and `ws_oversize` are actions that write a frame.
+//!
 //! Every random decision of a stage comes from the RNG it is built with
 //! ([`Plan::link_rng`]): one per fault, window, direction and connection.
 //!
-//! Adding a kind: a file here, a variant of [`StageSpec`] or [`Action`], one arm in
-//! [`Plan::new`].
+//! Adding a kind: a file here (or in `ws/`), a variant of [`StageSpec`], `ws::Spec` or
+//! [`Action`], one arm in [`Plan::new`].
 
 pub(crate) mod accept_reset;
 pub(crate) mod accept_stall;
@@ -48,9 +52,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::select::{self, Key};
-use super::{Shared, ShimError, ledger};
+use super::{Shared, ShimError, ledger, ws};
 use crate::rng::{self, Rng};
-use crate::scenario::{Direction, NetworkFault, NetworkFaultKind};
+use crate::scenario::{Direction, NetworkFault, NetworkFaultKind, PongAction};
 
 /// A piece of one direction's byte stream, as read from its source.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +190,10 @@ impl StageSpec {
 pub(crate) enum Action {
     Reset,
     Close,
+    /// `ws_close`: a Close frame, then close.
+    WsClose,
+    /// `ws_oversize`: one frame over the peer's limit.
+    WsOversize,
 }
 
 impl Action {
@@ -212,6 +220,7 @@ impl Action {
             let hit = match self {
                 Self::Reset => reset::hit(shared, c.conn, p.fault.direction),
                 Self::Close => close::hit(shared, c.conn, p.fault.direction),
+                Self::WsClose | Self::WsOversize => ws::inject::hit(shared, plan, c.conn, firing),
             };
             if !hit {
                 continue; // it closed on its own in the meantime
@@ -229,6 +238,8 @@ impl Action {
         match self {
             Self::Reset => "reset",
             Self::Close => "closed",
+            Self::WsClose => "close_sent",
+            Self::WsOversize => "oversize_sent",
         }
     }
 }
@@ -259,6 +270,8 @@ impl Connect {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Effect {
     Stage(StageSpec),
+    /// A WebSocket message stage.
+    Messages(ws::Spec),
     Action(Action),
     Connect(Connect),
 }
@@ -377,6 +390,64 @@ impl Plan {
             NetworkFaultKind::AcceptStall => Effect::Connect(Connect::Stall),
             NetworkFaultKind::AcceptReset => Effect::Connect(Connect::Reset),
             NetworkFaultKind::DialDelay { delay } => Effect::Connect(Connect::DialDelay(*delay)),
+            NetworkFaultKind::WsDrop {
+                probability: p,
+                controls,
+            } => Effect::Messages(ws::Spec::Drop(ws::drop::Spec {
+                probability: probability(*p, "probability")?,
+                controls: *controls,
+            })),
+            NetworkFaultKind::WsDelay {
+                latency,
+                jitter,
+                distribution,
+            } => Effect::Messages(ws::Spec::Delay(ws::delay::Spec {
+                latency: *latency,
+                jitter: *jitter,
+                distribution: *distribution,
+            })),
+            NetworkFaultKind::WsDuplicate { probability: p } => {
+                Effect::Messages(ws::Spec::Duplicate(ws::duplicate::Spec {
+                    probability: probability(*p, "probability")?,
+                }))
+            }
+            NetworkFaultKind::WsReorder { probability: p } => {
+                Effect::Messages(ws::Spec::Reorder(ws::reorder::Spec {
+                    probability: probability(*p, "probability")?,
+                }))
+            }
+            NetworkFaultKind::WsPong { action } => {
+                Effect::Messages(ws::Spec::Pong(ws::pong::Spec {
+                    delay: match action {
+                        PongAction::Delay(d) => Some(*d),
+                        PongAction::Swallow => None,
+                    },
+                }))
+            }
+            NetworkFaultKind::WsInvalidUtf8 { probability: p } => {
+                Effect::Messages(ws::Spec::InvalidUtf8(ws::invalid_utf8::Spec {
+                    probability: probability(*p, "probability")?,
+                }))
+            }
+            NetworkFaultKind::WsClose { code, reason } => {
+                if reason.len() > 123 {
+                    return Err(invalid(
+                        "`reason` must fit a close frame: at most 123 bytes",
+                    ));
+                }
+                if !crate::scenario::is_sendable_close_code(u64::from(*code)) {
+                    return Err(invalid(&format!(
+                        "`code` {code} cannot be sent in a close frame"
+                    )));
+                }
+                Effect::Action(Action::WsClose)
+            }
+            NetworkFaultKind::WsOversize { bytes } => {
+                if *bytes == 0 {
+                    return Err(invalid("`bytes` must be > 0"));
+                }
+                Effect::Action(Action::WsOversize)
+            }
         };
         // Seeded by the fault's (unique) name, not its position, so leaving a fault out
         // (`--duration` cuts the ones past the end) does not change the others' decisions.
@@ -418,6 +489,11 @@ impl Plan {
 
     pub fn kind(&self) -> &'static str {
         self.fault.kind.name()
+    }
+
+    /// A `ws_*` fault: links in its direction follow WebSocket frames.
+    pub fn is_websocket(&self) -> bool {
+        self.fault.kind.is_websocket()
     }
 }
 
@@ -463,6 +539,26 @@ mod tests {
             NetworkFaultKind::DialDelay {
                 delay: Duration::from_secs(1),
             },
+            NetworkFaultKind::WsDrop {
+                probability: 0.5,
+                controls: true,
+            },
+            NetworkFaultKind::WsDelay {
+                latency: Duration::from_millis(5),
+                jitter: Duration::ZERO,
+                distribution: crate::scenario::Distribution::Normal,
+            },
+            NetworkFaultKind::WsDuplicate { probability: 0.1 },
+            NetworkFaultKind::WsReorder { probability: 0.1 },
+            NetworkFaultKind::WsClose {
+                code: 4000,
+                reason: "bye".into(),
+            },
+            NetworkFaultKind::WsPong {
+                action: PongAction::Swallow,
+            },
+            NetworkFaultKind::WsInvalidUtf8 { probability: 1.0 },
+            NetworkFaultKind::WsOversize { bytes: 1 << 20 },
         ];
         for kind in kinds {
             let name = kind.name();
@@ -490,6 +586,12 @@ mod tests {
                 delay: Duration::ZERO,
             },
             NetworkFaultKind::LimitData { bytes: 0 },
+            NetworkFaultKind::WsReorder { probability: 2.0 },
+            NetworkFaultKind::WsClose {
+                code: 1006,
+                reason: String::new(),
+            },
+            NetworkFaultKind::WsOversize { bytes: 0 },
         ];
         for kind in bad {
             let f = fault(kind, Duration::ZERO, None);
