@@ -181,11 +181,12 @@ pub fn spawn_log(
     ))
 }
 
-/// Fault summaries keyed by kind and name (network and server faults number their ids
-/// separately, so ids alone would collide).
+/// Fault summaries keyed by kind, name and id: network and server faults number their ids
+/// separately, so ids alone would collide; and `squall proxy` may replace a fault by one
+/// of the same name, a new plan with an id of its own, so names alone would too.
 #[derive(Default)]
 struct Ledger {
-    index: std::collections::HashMap<(String, String), usize>,
+    index: std::collections::HashMap<(String, String, usize), usize>,
     faults: Vec<(FaultSummary, std::collections::HashSet<u64>)>,
 }
 
@@ -196,7 +197,7 @@ impl Ledger {
         name: &str,
         kind: &str,
     ) -> &mut (FaultSummary, std::collections::HashSet<u64>) {
-        let key = (kind.to_string(), name.to_string());
+        let key = (kind.to_string(), name.to_string(), fault);
         let next = self.faults.len();
         let i = *self.index.entry(key).or_insert(next);
         if i == next {

@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! Dependencies flow one way:
-//! `cli → run → {scenario, target, shim, load → recovery, metrics, gate, report}`;
+//! `cli → run → {scenario, target, shim, load → recovery, metrics, gate, report}`,
+//! `cli → proxy → {scenario, shim}`;
 //! the leaves (`scenario`, `metrics`, `clock`, `rng`, `events`) import nothing else from
 //! the crate but each other's plain types.
 //!
@@ -20,6 +21,8 @@
 //!   reconnects with backoff and jitter, detects dead peers and retransmits.
 //! - [`protocol`]: the squall.v1 wire protocol, specified in `docs/protocol.md`.
 //! - [`shim`]: the fault-injecting TCP proxy between clients and server.
+//! - [`proxy`]: `squall proxy`: the shim alone, with a control API that also answers
+//!   Toxiproxy's REST API.
 //! - [`target`]: the built-in WebSocket server.
 //! - [`load`]: virtual clients: arrival schedule, message pattern, one task per client.
 //! - [`metrics`]: counters, HDR histograms and the per-second timeline, recorded per
@@ -38,6 +41,7 @@ pub mod gate;
 pub mod load;
 pub mod metrics;
 pub mod protocol;
+pub mod proxy;
 pub mod recovery;
 pub mod report;
 pub mod rng;

@@ -19,6 +19,9 @@ mod end_to_end;
 // The recovery engine against faults and misbehaving servers: exactly once, every time.
 mod recovery;
 
+// `squall proxy`: the binary, the control API under traffic, Toxiproxy's clients.
+mod proxy;
+
 // Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
 mod server_faults;
 

@@ -1,8 +1,10 @@
 //! Exit codes, decided here and nowhere else (PRODUCT.md): 0 ran and every threshold
-//! held; 1 a threshold failed; 2 bad input; 3 could not run; 130 interrupted.
+//! held; 1 a threshold failed; 2 bad input; 3 could not run; 130 interrupted (for
+//! `squall proxy`, which runs until interrupted: stopped cleanly).
 
 use std::process::ExitCode;
 
+use crate::proxy::ProxyError;
 use crate::run::{RunOutcome, RunStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,6 +34,17 @@ impl Exit {
             RunStatus::Failed(_) => Exit::CouldNotRun,
             RunStatus::Completed if outcome.report.verdict == "pass" => Exit::Ok,
             RunStatus::Completed => Exit::ThresholdFailed,
+        }
+    }
+}
+
+impl Exit {
+    /// The exit code of a proxy that could not start (one that ran until Ctrl-C or
+    /// SIGTERM exits [`Exit::Interrupted`]).
+    pub fn of_proxy(e: &ProxyError) -> Exit {
+        match e {
+            ProxyError::BadInput(_) => Exit::BadInput,
+            ProxyError::CouldNotStart(_) => Exit::CouldNotRun,
         }
     }
 }

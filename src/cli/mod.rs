@@ -2,6 +2,7 @@
 //! outcome becomes an exit code (`exit.rs`).
 
 mod exit;
+mod proxy;
 mod serve;
 mod summary;
 
@@ -46,6 +47,12 @@ pub enum Command {
         #[arg(required = true, value_name = "SCENARIO.yaml")]
         scenarios: Vec<PathBuf>,
     },
+    /// Run the fault-injecting proxy alone, in front of any TCP server, until Ctrl-C.
+    ///
+    /// Faults come from --faults (a YAML list, the scenario's `faults:` syntax) and from
+    /// the control API, which also answers Toxiproxy's REST API (docs/proxy.md). Exits
+    /// 130 once stopped cleanly, 2 on a bad faults file or address, 3 if it cannot listen.
+    Proxy(proxy::ProxyArgs),
     /// Run the built-in target server alone until Ctrl-C, then print what it received.
     ///
     /// squall.v1 for clients that offer it (sessions resumable, exactly-once both ways);
@@ -98,6 +105,7 @@ pub fn main() -> ExitCode {
     let exit = match cli.command {
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Run(args) => run_command(args),
+        Command::Proxy(args) => proxy::run(args),
         Command::Serve(args) => serve::run(args),
     };
     exit.into()
@@ -166,7 +174,10 @@ fn run_command(args: RunArgs) -> Exit {
     }
     let exit = runtime.block_on(async move {
         let interrupt = CancellationToken::new();
-        tokio::spawn(watch_signals(interrupt.clone()));
+        tokio::spawn(watch_signals(
+            interrupt.clone(),
+            "stopping clients and writing the report…",
+        ));
         match run::run(scenario, opts, interrupt).await {
             Ok(outcome) => {
                 summary::print(&outcome, quiet);
@@ -197,8 +208,9 @@ fn load_with_overrides(args: &RunArgs) -> Result<scenario::Scenario, scenario::S
     Ok(s)
 }
 
-/// Ctrl-C or SIGTERM cancels the run; the run then writes its report and exits 130.
-async fn watch_signals(interrupt: CancellationToken) {
+/// Ctrl-C or SIGTERM cancels `interrupt` (saying `what` happens next); the run then writes
+/// its report and exits 130.
+async fn watch_signals(interrupt: CancellationToken, what: &str) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -216,6 +228,6 @@ async fn watch_signals(interrupt: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-    eprintln!("\ninterrupted: stopping clients and writing the report…");
+    eprintln!("\ninterrupted: {what}");
     interrupt.cancel();
 }

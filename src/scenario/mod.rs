@@ -45,6 +45,82 @@ use path::{Anchor, YamlPath};
 /// Reads and checks the scenario file at `path`.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let origin = path.display().to_string();
+    from_str(&read_text(path, &origin)?, &origin)
+}
+
+/// Reads and checks a faults file (`squall proxy --faults`): a YAML list of faults in
+/// exactly the syntax of a scenario's `faults:`, checked the same way. There is no end of
+/// run, so any `at` is fine and a fault without `for` lasts until the proxy stops.
+pub fn load_faults(path: &Path) -> Result<Vec<NetworkFault>, ScenarioError> {
+    let origin = path.display().to_string();
+    faults_from_str(&read_text(path, &origin)?, &origin)
+}
+
+/// Parses and checks a list of faults (see [`load_faults`]); an empty text is no fault.
+pub fn faults_from_str(text: &str, origin: &str) -> Result<Vec<NetworkFault>, ScenarioError> {
+    Ok(parse_faults(text, origin)?
+        .into_iter()
+        .map(|(_, fault)| fault)
+        .collect())
+}
+
+/// As [`faults_from_str`], for faults added to a running proxy: a fault without `name`
+/// gets an empty one for the proxy to give (not one after its place in this list).
+pub fn faults_to_add(text: &str, origin: &str) -> Result<Vec<NetworkFault>, ScenarioError> {
+    Ok(parse_faults(text, origin)?
+        .into_iter()
+        .map(|(named, mut fault)| {
+            if !named {
+                fault.name.clear();
+            }
+            fault
+        })
+        .collect())
+}
+
+/// Each fault of a list, with whether it was named.
+fn parse_faults(text: &str, origin: &str) -> Result<Vec<(bool, NetworkFault)>, ScenarioError> {
+    if text.len() as u64 > limits::FILE_BYTES {
+        return Err(too_large(origin, text.len() as u64));
+    }
+    if is_blank(text) {
+        return Ok(Vec::new());
+    }
+    let specs = yaml::parse::<Vec<spec::FaultSpec>>(text).map_err(|rejection| {
+        let (path, message) = messages::rewrite(rejection.path, &rejection.message);
+        ScenarioError::invalid(origin, rejection.position, path, message)
+    })?;
+    let faults = validate::faults_only(&specs).map_err(|invalid| {
+        let position = position_of(text, &invalid.path, invalid.anchor);
+        ScenarioError::invalid(origin, position, &invalid.path, invalid.message)
+    })?;
+    Ok(specs.iter().map(|s| s.name.is_some()).zip(faults).collect())
+}
+
+/// Parses and checks one fault (a map in the syntax of a scenario's `faults:` entries, as
+/// YAML or JSON), for the proxy's control API. Without a `name`, the name is left empty
+/// for the proxy to give.
+pub fn fault_from_str(text: &str, origin: &str) -> Result<NetworkFault, ScenarioError> {
+    if text.len() as u64 > limits::FILE_BYTES {
+        return Err(too_large(origin, text.len() as u64));
+    }
+    let spec = yaml::parse::<spec::FaultSpec>(text).map_err(|rejection| {
+        let (path, message) = messages::rewrite(rejection.path, &rejection.message);
+        ScenarioError::invalid(origin, rejection.position, path, message)
+    })?;
+    let mut fault = validate::fault_only(&spec).map_err(|invalid| {
+        let position = position_of(text, &invalid.path, invalid.anchor);
+        ScenarioError::invalid(origin, position, &invalid.path, invalid.message)
+    })?;
+    if spec.name.is_none() {
+        fault.name.clear();
+    }
+    Ok(fault)
+}
+
+/// The text of a scenario or faults file, checked to be a readable, UTF-8 file of sane size.
+fn read_text(path: &Path, origin: &str) -> Result<String, ScenarioError> {
+    let origin = origin.to_owned();
     let metadata = std::fs::metadata(path)
         .map_err(|error| ScenarioError::file(&origin, format!("cannot read the file: {error}")))?;
     if metadata.is_dir() {
@@ -62,14 +138,13 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     if bytes.len() as u64 > limits::FILE_BYTES {
         return Err(too_large(&origin, bytes.len() as u64));
     }
-    let text = String::from_utf8(bytes).map_err(|error| {
+    String::from_utf8(bytes).map_err(|error| {
         let offset = error.utf8_error().valid_up_to();
         ScenarioError::file(
             &origin,
             format!("is not UTF-8 text (invalid byte at offset {offset}); scenarios are YAML"),
         )
-    })?;
-    from_str(&text, &origin)
+    })
 }
 
 fn too_large(origin: &str, bytes: u64) -> ScenarioError {

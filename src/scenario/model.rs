@@ -326,6 +326,8 @@ pub enum NetworkFaultKind {
     },
     Bandwidth {
         bytes_per_second: u64,
+        /// One budget for all chosen connections (per direction) instead of one each.
+        shared: bool,
     },
     Slicer {
         average_size: u64,
@@ -343,7 +345,12 @@ pub enum NetworkFaultKind {
     Duplicate {
         probability: f64,
     },
-    Blackhole,
+    Blackhole {
+        /// Close each blackholed connection (FIN) this long after the blackhole reached it.
+        close_after: Option<Duration>,
+        /// Or reset it (RST); at most one of the two is set.
+        reset_after: Option<Duration>,
+    },
     Reset,
     Close,
     LimitData {
@@ -353,6 +360,14 @@ pub enum NetworkFaultKind {
         delay: Duration,
     },
     Partition,
+    /// Accept new connections, then neither read them nor dial the server.
+    AcceptStall,
+    /// Accept new connections, then reset them.
+    AcceptReset,
+    /// Dial the server this much later for new connections.
+    DialDelay {
+        delay: Duration,
+    },
     /// Drop whole WebSocket data messages (control frames too with `controls`).
     WsDrop {
         probability: f64,
@@ -408,12 +423,15 @@ impl NetworkFaultKind {
             Self::Drop { .. } => "drop",
             Self::Corrupt { .. } => "corrupt",
             Self::Duplicate { .. } => "duplicate",
-            Self::Blackhole => "blackhole",
+            Self::Blackhole { .. } => "blackhole",
             Self::Reset => "reset",
             Self::Close => "close",
             Self::LimitData { .. } => "limit_data",
             Self::SlowClose { .. } => "slow_close",
             Self::Partition => "partition",
+            Self::AcceptStall => "accept_stall",
+            Self::AcceptReset => "accept_reset",
+            Self::DialDelay { .. } => "dial_delay",
             Self::WsDrop { .. } => "ws_drop",
             Self::WsDelay { .. } => "ws_delay",
             Self::WsDuplicate { .. } => "ws_duplicate",

@@ -30,6 +30,16 @@ impl Scenario {
     }
 }
 
+impl NetworkFault {
+    /// The fault as a scenario's `faults:` entry writes it, every default spelled out (the
+    /// proxy's control API answers with it). Parsing it back gives an equal fault.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(fault(self)).unwrap_or_default();
+        drop_nulls(&mut value);
+        value
+    }
+}
+
 /// Absent keys serialize as `null`; a scenario leaves them out.
 fn drop_nulls(value: &mut serde_json::Value) {
     match value {
@@ -302,8 +312,12 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
             spec.distribution = Some(self::distribution(*distribution));
             FaultKindSpec::Latency
         }
-        NetworkFaultKind::Bandwidth { bytes_per_second } => {
+        NetworkFaultKind::Bandwidth {
+            bytes_per_second,
+            shared,
+        } => {
             spec.rate = Some(BandwidthText(units::format_bandwidth(*bytes_per_second)));
+            spec.shared = Some(*shared);
             FaultKindSpec::Bandwidth
         }
         NetworkFaultKind::Slicer {
@@ -344,6 +358,14 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
         NetworkFaultKind::SlowClose { delay } => {
             spec.delay = Some(duration(*delay));
             FaultKindSpec::SlowClose
+        }
+        NetworkFaultKind::Blackhole {
+            close_after,
+            reset_after,
+        } => {
+            spec.close_after = close_after.map(duration);
+            spec.reset_after = reset_after.map(duration);
+            FaultKindSpec::Blackhole
         }
         NetworkFaultKind::WsDrop {
             probability: p,
@@ -392,10 +414,15 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
             spec.bytes = Some(size(*bytes));
             FaultKindSpec::WsOversize
         }
-        NetworkFaultKind::Blackhole => FaultKindSpec::Blackhole,
         NetworkFaultKind::Reset => FaultKindSpec::Reset,
         NetworkFaultKind::Close => FaultKindSpec::Close,
         NetworkFaultKind::Partition => FaultKindSpec::Partition,
+        NetworkFaultKind::AcceptStall => FaultKindSpec::AcceptStall,
+        NetworkFaultKind::AcceptReset => FaultKindSpec::AcceptReset,
+        NetworkFaultKind::DialDelay { delay } => {
+            spec.delay = Some(duration(*delay));
+            FaultKindSpec::DialDelay
+        }
     });
     spec
 }

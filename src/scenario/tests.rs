@@ -244,7 +244,8 @@ fn the_full_example_validates() {
     assert_eq!(
         scenario.faults[4].kind,
         NetworkFaultKind::Bandwidth {
-            bytes_per_second: 65536
+            bytes_per_second: 65536,
+            shared: false
         }
     );
     assert_eq!(
@@ -311,6 +312,93 @@ fn stages_set_the_duration_when_it_is_left_out() {
     assert_eq!(error.path(), Some("clients.stages"));
 }
 
+const CONNECT_PHASE: &str = "\
+name: connect-phase
+clients: 5
+faults:
+  - { kind: accept_stall, at: 1s, for: 2s, connections: 50% }
+  - { kind: accept_reset, at: 4s, for: 1s }
+  - { kind: dial_delay, delay: 500ms, at: 6s, for: 2s }
+  - { kind: bandwidth, rate: 1MiB/s, shared: true }
+  - { kind: blackhole, close_after: 5s, at: 10s }
+  - { kind: blackhole, reset_after: 1s, at: 20s, for: 2s }
+";
+
+#[test]
+fn connect_phase_kinds_shared_bandwidth_and_close_after_validate() {
+    let faults = parse(CONNECT_PHASE).faults;
+    let kinds: Vec<_> = faults.iter().map(|f| f.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            NetworkFaultKind::AcceptStall,
+            NetworkFaultKind::AcceptReset,
+            NetworkFaultKind::DialDelay {
+                delay: Duration::from_millis(500)
+            },
+            NetworkFaultKind::Bandwidth {
+                bytes_per_second: 1024 * 1024,
+                shared: true
+            },
+            NetworkFaultKind::Blackhole {
+                close_after: Some(secs(5)),
+                reset_after: None
+            },
+            faults[5].kind.clone(),
+        ]
+    );
+    assert_eq!(
+        faults[5].kind,
+        NetworkFaultKind::Blackhole {
+            close_after: None,
+            reset_after: Some(secs(1))
+        }
+    );
+    assert_eq!(faults[0].connections, Connections::Share(Share(0.5)));
+    let missing = refuse("name: x\nclients: 1\nfaults:\n  - { kind: dial_delay }\n");
+    assert_eq!(missing.path(), Some("faults[0].delay"));
+    let foreign =
+        refuse("name: x\nclients: 1\nfaults:\n  - { kind: latency, latency: 1ms, shared: true }\n");
+    assert_eq!(foreign.path(), Some("faults[0].shared"));
+}
+
+#[test]
+fn a_faults_file_is_a_list_checked_like_a_scenarios_faults() {
+    let text = "# proxy faults\n- { kind: latency, latency: 80ms, at: 5s, for: 10s }\n- kind: blackhole\n  for: 0s\n";
+    let error = crate::scenario::faults_from_str(text, "faults.yaml").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "faults.yaml:4:8: [1].for: must be > 0 (got 0s)"
+    );
+    let ok = "- { kind: latency, latency: 80ms, at: 2h }\n- { kind: reset, name: kick, at: 1s }\n";
+    let faults = crate::scenario::faults_from_str(ok, "f.yaml").unwrap();
+    assert_eq!(
+        faults[0].window.at,
+        secs(7200),
+        "no end of run to be within"
+    );
+    assert_eq!(faults[1].name, "kick");
+    assert!(
+        crate::scenario::faults_from_str("\n# none\n", "f.yaml")
+            .unwrap()
+            .is_empty()
+    );
+    let typo = crate::scenario::faults_from_str("- { kind: latency, latncy: 1s }\n", "f.yaml");
+    assert!(typo.unwrap_err().to_string().starts_with("f.yaml:1:"));
+    // One fault alone, as the control API takes it: JSON, with or without a name.
+    let one = crate::scenario::fault_from_str(r#"{"kind": "latency", "latency": "50ms"}"#, "body")
+        .unwrap();
+    assert_eq!(one.name, "", "the proxy names it");
+    let again = crate::scenario::fault_from_str(&faults[1].to_json().to_string(), "body").unwrap();
+    assert_eq!(again.kind, faults[1].kind);
+    assert_eq!(
+        (again.name.as_str(), again.window),
+        ("kick", faults[1].window)
+    );
+    let bad = crate::scenario::fault_from_str(r#"{"kind": "latency"}"#, "body").unwrap_err();
+    assert_eq!(bad.path(), Some("latency"));
+}
+
 #[test]
 fn normalized_json_reads_back_equal() {
     let minimal = "name: tiny\nclients: 5\n";
@@ -320,6 +408,7 @@ fn normalized_json_reads_back_equal() {
         WEBSOCKET,
         minimal,
         external,
+        CONNECT_PHASE,
         include_str!("../../scenarios/quickstart.yaml"),
     ] {
         let scenario = parse(text);

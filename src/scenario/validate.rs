@@ -102,6 +102,25 @@ pub fn scenario(spec: &ScenarioSpec) -> Checked<Scenario> {
     })
 }
 
+/// The faults of a faults file (`squall proxy --faults`): a list at the document's root,
+/// with no end of run to be within.
+pub fn faults_only(specs: &[super::spec::FaultSpec]) -> Checked<Vec<super::model::NetworkFault>> {
+    let run = Run {
+        length: Duration::MAX,
+        text: "unbounded".into(),
+    };
+    faults::network_faults(&YamlPath::root(), Some(specs), &run)
+}
+
+/// One fault alone (the proxy's control API): a map at the document's root.
+pub fn fault_only(spec: &super::spec::FaultSpec) -> Checked<super::model::NetworkFault> {
+    let run = Run {
+        length: Duration::MAX,
+        text: "unbounded".into(),
+    };
+    faults::single(spec, &run)
+}
+
 /// JSON is always written (every other format renders from it), so it is always listed.
 fn report(path: &YamlPath, spec: Option<&ReportSpec>) -> Checked<ReportSettings> {
     let mut settings = defaults::report();

@@ -29,6 +29,7 @@ use tracing::debug;
 
 use super::conn::ConnInfo;
 use super::faults::{Chunk, Effect, Stage, StageSpec};
+use super::registry::Kill;
 use super::timeline::ActiveSet;
 use super::ws::{self, Injection, Layer, MessageStage, Unit};
 use super::{Shared, ledger, select};
@@ -78,7 +79,7 @@ impl<'a> Chain<'a> {
         let aware = shared
             .plans
             .iter()
-            .any(|p| p.is_websocket() && p.applies_to(dir));
+            .any(|(_, p)| p.is_websocket() && p.applies_to(dir));
         let mut chain = Self {
             shared,
             info,
@@ -114,9 +115,10 @@ impl<'a> Chain<'a> {
         }
     }
 
-    /// Waits for the timeline to change, a staggered start to come, a held message's or
-    /// an injection's time to run out, or an injection to be fired; then acts on it.
-    /// Cancel-safe: nothing happens unless it completes.
+    /// Waits for the timeline to change, a staggered start to come, a stage's wake-up
+    /// (see `Stage::wake_at`), a held message's or an injection's time to run out, or an
+    /// injection to be fired; then acts on it. Cancel-safe: nothing happens unless it
+    /// completes.
     pub async fn follow(&mut self) {
         enum Woke {
             Timeline(bool),
@@ -124,7 +126,19 @@ impl<'a> Chain<'a> {
             Injected(Injection),
         }
         let far = || Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        let (pending, deadline) = (self.pending, self.deadline());
+        let wake = self
+            .stages
+            .iter()
+            .filter_map(|a| match &a.stage {
+                Staged::Bytes(stage) => stage.wake_at(),
+                Staged::Messages(_) => None,
+            })
+            .min();
+        let pending = match (self.pending, wake) {
+            (Some(p), Some(w)) => Some(p.min(w)),
+            (p, w) => p.or(w),
+        };
+        let deadline = self.deadline();
         let woke = tokio::select! {
             r = self.rx.changed() => Woke::Timeline(r.is_ok()),
             () = tokio::time::sleep_until(pending.unwrap_or_else(far)), if pending.is_some() => Woke::Timeline(true),
@@ -158,12 +172,12 @@ impl<'a> Chain<'a> {
                 Effect::Stage(spec) => (
                     spec.action(),
                     spec.breaks(),
-                    matches!(spec, StageSpec::Blackhole),
+                    matches!(spec, StageSpec::Blackhole(_)),
                 ),
                 Effect::Messages(spec) if self.ws.is_some() => {
                     (spec.action(), spec.breaks(), false)
                 }
-                Effect::Messages(_) | Effect::Action(_) => continue,
+                Effect::Messages(_) | Effect::Action(_) | Effect::Connect(_) => continue,
             };
             if !plan.applies_to(self.dir) || !open.members.contains(self.info.key) {
                 continue;
@@ -187,9 +201,11 @@ impl<'a> Chain<'a> {
                     // `blackhole::window_opened`); a later one is cut from its first byte.
                     let stamped = blackhole && self.info.since <= open.opened;
                     let stage = match &plan.effect {
-                        Effect::Stage(spec) => Staged::Bytes(spec.build(rng)),
+                        Effect::Stage(spec) => Staged::Bytes(spec.build(rng, self.dir)),
                         Effect::Messages(spec) => Staged::Messages(spec.build(rng)),
-                        Effect::Action(_) => unreachable!("actions have no stage (skipped above)"),
+                        Effect::Action(_) | Effect::Connect(_) => {
+                            unreachable!("actions and connect faults have no stage (skipped above)")
+                        }
                     };
                     Applied {
                         plan: open.plan,
@@ -409,6 +425,20 @@ impl<'a> Chain<'a> {
         }
     }
 
+    /// A stage has reset the connection (see `Stage::resets`): tells its task to abort it.
+    pub fn check_reset(&self) {
+        let reset = self
+            .stages
+            .iter()
+            .any(|a| matches!(&a.stage, Staged::Bytes(s) if s.resets()));
+        if reset {
+            // False when it is already ending: nothing more to do.
+            self.shared
+                .registry
+                .kill(self.info.conn, Kill::Reset(Direction::Both));
+        }
+    }
+
     /// The most bytes the link may hold while these stages are in place.
     pub fn queue_limit(&self) -> Option<usize> {
         self.stages
@@ -450,7 +480,7 @@ impl<'a> Chain<'a> {
         let (shared, info) = (self.shared, self.info);
         if let Some(why) = gave_up {
             debug!(conn = info.conn, dir = ?self.dir, why, "shim: no longer following WebSocket frames");
-            for (plan, p) in shared.plans.iter().enumerate() {
+            for (plan, p) in shared.plans.iter() {
                 if p.is_websocket() && p.applies_to(self.dir) {
                     ledger::emit(shared, plan, info.conn, info.client, "gave_up", 0);
                 }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::Shared;
+use super::faults::connect::{self, Verdict};
 use super::faults::{partition, reset};
 use super::identify::{self, HEAD_TIMEOUT, Head};
 use super::ledger::{self, Touches};
@@ -122,6 +123,9 @@ pub(crate) async fn serve(
     if refused(&shared, &client, conn, early) {
         return;
     }
+    if connect::before_dial(&shared, &client, conn, early, &token).await == Verdict::Done {
+        return;
+    }
     let head = if shared.identify_clients {
         let read = tokio::select! {
             _ = token.cancelled() => return,
@@ -139,7 +143,11 @@ pub(crate) async fn serve(
         Head::default()
     };
     let key = head.client.map_or(Key::Conn(conn), Key::Client);
-    if early.is_none() && refused(&shared, &client, conn, Some(key)) {
+    if early.is_none()
+        && (refused(&shared, &client, conn, Some(key))
+            || connect::before_dial(&shared, &client, conn, Some(key), &token).await
+                == Verdict::Done)
+    {
         return;
     }
     let dialed = tokio::select! {

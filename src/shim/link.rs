@@ -2,7 +2,8 @@
 //!
 //! Two paths:
 //! - **fast**: no fault on this link and nothing queued. Read into one reused buffer and
-//!   write it straight on: no allocation, no timer; per chunk, one atomic load to notice
+//!   write it straight on: no allocation, no timer (the buffer grows, a few times at most,
+//!   while reads keep filling it: a bulk transfer); per chunk, one atomic load to notice
 //!   the timeline changing and one poll of the connection's close signal (an uncontended
 //!   per-connection lock, as the connection task's own cancellation check).
 //! - **faulted**: each chunk is copied out, stamped with its arrival, passed through the
@@ -49,6 +50,8 @@ use crate::scenario::Direction;
 /// Read buffer per direction. A WebSocket message of a few KiB fits; 16 KiB per
 /// connection matters when there are tens of thousands of them.
 pub(crate) const BUF_SIZE: usize = 8 * 1024;
+/// Largest the read buffer grows to on a link that keeps filling it (see `Link::grow`).
+pub(crate) const MAX_BUF_SIZE: usize = 128 * 1024;
 /// Bytes a faulted link holds before it stops reading.
 pub(crate) const MAX_QUEUED: usize = 1024 * 1024;
 /// How long a link closed by a fault keeps discarding what its source still sends.
@@ -144,6 +147,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                         r = self.writer.write_all(&self.buf[..n]) => r?,
                     }
                     self.shared.stats.add_bytes(self.dir, n);
+                    self.grow(n);
                     continue;
                 }
                 self.read_done(n, now);
@@ -157,6 +161,15 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// A read that filled the buffer says a bulk transfer is on: a bigger buffer then
+    /// means fewer system calls per byte. Connections that only ever carry small messages
+    /// keep the small one.
+    fn grow(&mut self, n: usize) {
+        if n == self.buf.len() && self.buf.len() < MAX_BUF_SIZE {
+            self.buf = vec![0; self.buf.len() * 2].into_boxed_slice();
         }
     }
 
@@ -222,8 +235,11 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
                 }
             }
             () = self.chain.follow() => {
+                // A stage may end the connection with no chunk coming (see `wake_at`):
+                // `pump` notes a close, `check_reset` a reset.
                 self.pump();
                 self.refresh_fin();
+                self.chain.check_reset();
             }
             r = self.reader.read(&mut self.buf), if can_read => {
                 let n = r?;
@@ -280,6 +296,7 @@ impl<'a, R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Link<'a, R, W> {
         }
         // A closing stage passes nothing more, so the queue now ends where it cut.
         self.closing = self.closing.or(self.chain.closes());
+        self.chain.check_reset();
     }
 
     /// This direction was closed by a fault: FIN now, then discard the source.

@@ -4,8 +4,9 @@
 //! # Layout
 //!
 //! - `mod.rs`: the API ([`Shim::start`], [`ShimHandle`]) and the accept loop.
+//! - `control`: faults added, replaced and withdrawn while the shim runs.
 //! - `conn`: one proxied connection: identify the client, refuse it during a partition,
-//!   dial, forward, close or abort.
+//!   apply connect-phase faults, dial, forward, close or abort.
 //! - `identify`: the client index from the upgrade head's `x-squall-client` header.
 //! - `link`: one direction of a connection: the no-fault fast path and the fault queue.
 //! - `chain`: the fault stages active on one link, kept in step with the timeline.
@@ -28,10 +29,14 @@
 //!   same seed replays the same decisions and no two connections share a stream.
 //! - Delays count from each chunk's arrival and never reorder a stream.
 //! - A connection no fault acts on forwards with no per-chunk allocation.
-//! - Faults the shim cannot apply are refused at [`Shim::start`], never skipped.
+//! - Faults the shim cannot apply are refused at [`Shim::start`] (or when added), never
+//!   skipped.
+//! - Adding or withdrawing a fault while traffic flows never makes a connection wait on
+//!   the caller: the change is one swap of the active set the links already watch.
 
 mod chain;
 mod conn;
+mod control;
 mod faults;
 mod identify;
 mod ledger;
@@ -63,6 +68,7 @@ use crate::clock::Clock;
 use crate::events::EventSink;
 use crate::scenario::NetworkFault;
 use crate::touch::TouchBoard;
+use control::Control;
 use faults::Plan;
 use registry::Registry;
 use stats::Counters;
@@ -84,7 +90,7 @@ pub struct ShimConfig {
     pub seed: u64,
     /// Read the client's HTTP upgrade head to learn its client index from the
     /// `x-squall-client: <n>` header (so `connections: [3, 7]` and shares pick clients, not
-    /// accept order). Off for arbitrary TCP protocols (the standalone proxy later).
+    /// accept order). Off for arbitrary TCP protocols (`squall proxy` without `--identify`).
     pub identify_clients: bool,
     /// Where faults stamp the time they first break an identified client's link (reset,
     /// close, limit_data closing, a blackhole or partition starting, the first chunk
@@ -108,6 +114,16 @@ pub enum ShimError {
     Unsupported { kind: String },
     #[error("network fault `{name}`: {reason}")]
     Invalid { name: String, reason: String },
+    #[error("a network fault named `{name}` is in place already")]
+    Duplicate { name: String },
+    #[error("this shim has had {max} faults already; start a new one")]
+    TooManyFaults { max: usize },
+}
+
+/// Whether a shim could apply `fault` ([`ShimHandle::add_fault`] refuses the same), without
+/// starting one: for faults kept while a proxy is disabled.
+pub fn check_fault(fault: &NetworkFault) -> Result<(), ShimError> {
+    Plan::new(fault, 0).map(|_| ())
 }
 
 /// Starts the shim.
@@ -139,16 +155,22 @@ impl Shim {
         })?;
         let shared = Arc::new(
             Shared::new(plans, cfg.upstream, cfg.identify_clients, clock, events)
-                .with_touches(cfg.touches),
+                .with_touches(cfg.touches)
+                .with_seed(cfg.seed),
         );
-        timeline::spawn(&shared, &token, &tracker);
+        let control = Arc::new(Control::new(token.clone(), tracker.clone()));
+        control.start_all(&shared);
         tracker.spawn(accept_loop(
             listener,
             shared.clone(),
             token,
             tracker.clone(),
         ));
-        Ok(ShimHandle { shared, local_addr })
+        Ok(ShimHandle {
+            shared,
+            local_addr,
+            control,
+        })
     }
 }
 
@@ -157,6 +179,7 @@ impl Shim {
 pub struct ShimHandle {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    control: Arc<Control>,
 }
 
 impl std::fmt::Debug for ShimHandle {
@@ -189,11 +212,41 @@ impl ShimHandle {
     pub fn stats(&self) -> ShimStats {
         self.shared.stats.snapshot()
     }
+
+    /// Puts `fault` in place while the shim runs, on the connections open now and to
+    /// come. Its `at` counts from now, not from the shim's start; its `id` is assigned.
+    /// Refused, with nothing changed, when the shim cannot apply it or its name is taken.
+    /// Returns its name: as given, or `<kind>#<id>` when it had none.
+    pub fn add_fault(&self, fault: NetworkFault) -> Result<String, ShimError> {
+        self.control.add(&self.shared, fault, false)
+    }
+
+    /// Replaces the fault named like `fault` (or adds it) in one step: its old windows
+    /// close, the new ones open from now, and no connection sees both or neither.
+    pub fn replace_fault(&self, fault: NetworkFault) -> Result<String, ShimError> {
+        self.control.add(&self.shared, fault, true)
+    }
+
+    /// Withdraws the fault named `name`: its windows close now and the links drop its
+    /// stages. False if no such fault is in place.
+    pub fn remove_fault(&self, name: &str) -> bool {
+        self.control.remove(&self.shared, name)
+    }
+
+    /// The faults in place (added and not withdrawn), in the order they were added, as
+    /// they were given (an added fault's `at` counts from when it was added).
+    pub fn faults(&self) -> Vec<NetworkFault> {
+        self.control.faults()
+    }
 }
 
 /// What every task of one shim shares.
 pub(crate) struct Shared {
-    pub plans: Vec<Plan>,
+    /// Every fault the shim has had, indexed by plan number; append-only, so links and
+    /// the timeline index it without a lock while faults are added.
+    pub plans: boxcar::Vec<Plan>,
+    /// The run seed, for faults added later.
+    pub seed: u64,
     pub upstream: SocketAddr,
     pub identify_clients: bool,
     pub clock: Clock,
@@ -219,7 +272,8 @@ impl Shared {
                 .map(|p| (p.fault.name.clone(), p.kind().to_string())),
         );
         Self {
-            plans,
+            plans: plans.into_iter().collect(),
+            seed: 0,
             upstream,
             identify_clients,
             clock,
@@ -233,6 +287,11 @@ impl Shared {
 
     pub fn with_touches(mut self, touches: Option<Arc<TouchBoard>>) -> Self {
         self.touches = touches;
+        self
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
         self
     }
 }

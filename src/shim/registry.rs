@@ -62,6 +62,18 @@ impl Registry {
             .collect()
     }
 
+    /// The connections open now that were already forwarding at `t`.
+    pub fn opened_by(&self, t: tokio::time::Instant) -> Vec<OpenConn> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.info.since <= t)
+            .map(|(&conn, e)| OpenConn {
+                conn,
+                key: e.info.key,
+            })
+            .collect()
+    }
+
     /// How many connections of `key`'s client came before this one; counts this one.
     /// Always 0 for an unidentified connection (its accept number tells it apart).
     pub fn ordinal(&self, key: Key) -> u32 {

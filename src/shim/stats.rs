@@ -18,7 +18,8 @@ pub struct ShimStats {
     pub bytes_up: u64,
     /// Bytes written to the clients (server → client).
     pub bytes_down: u64,
-    /// One entry per fault, in scenario order.
+    /// One entry per fault the shim has had, in the order they came (scenario order,
+    /// then faults added while it runs, withdrawn ones included).
     pub faults: Vec<FaultStats>,
 }
 
@@ -41,7 +42,8 @@ pub(crate) struct Counters {
     pub open: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
-    faults: Vec<(String, String, FaultCounters)>,
+    /// Indexed by plan; grows when a fault is added while the shim runs.
+    faults: boxcar::Vec<(String, String, FaultCounters)>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +63,11 @@ impl Counters {
             faults,
             ..Self::default()
         }
+    }
+
+    /// Counters for a fault added while the shim runs; its index is the plan's.
+    pub fn push_fault(&self, name: String, kind: String) -> usize {
+        self.faults.push((name, kind, FaultCounters::default()))
     }
 
     pub fn add_bytes(&self, dir: Direction, n: usize) {
@@ -94,7 +101,7 @@ impl Counters {
             faults: self
                 .faults
                 .iter()
-                .map(|(name, kind, c)| FaultStats {
+                .map(|(_, (name, kind, c))| FaultStats {
                     name: name.clone(),
                     kind: kind.clone(),
                     touches: c.touches.load(Relaxed),

@@ -348,7 +348,7 @@ pub(crate) fn shared_for_test(faults: Vec<NetworkFault>, events: EventSink) -> S
 pub(crate) fn open_all(shared: &Arc<Shared>) {
     shared.active.send_modify(|set| {
         let mut next = super::timeline::ActiveSet::clone(set);
-        for plan in 0..shared.plans.len() {
+        for plan in 0..shared.plans.count() {
             next.open.push(Open {
                 plan,
                 window: 0,

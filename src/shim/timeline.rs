@@ -17,7 +17,12 @@
 //! Ledger: `FaultStarted`/`FaultStopped` at each window's edges; around each firing of an
 //! instantaneous fault. A window still open when the run is cancelled is stopped then.
 //! A blackhole or partition window stamps the touch board of the connections it covers
-//! as it opens (see `blackhole::window_opened`).
+//! as it opens (see `blackhole::window_opened`); a blackhole with `close_after` (`reset_after`) ends
+//! the covered connections open at its start that long after it (see
+//! `blackhole::close_open`).
+//!
+//! Faults can come and go while the shim runs (see `control`): each has its own task
+//! under its own token, and [`withdraw`] takes one out of the set at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,29 +53,45 @@ pub(crate) struct Open {
     pub members: Arc<Members>,
 }
 
-/// Starts one timeline task per fault. A window whose start has already come is opened
+/// Starts the timeline task of fault `plan`; it ends when `token` is cancelled (the run
+/// ends, or the fault is withdrawn). A window whose start has already come is opened
 /// before this returns, so a fault `at: 0s` is in force for the very first byte.
-pub(crate) fn spawn(shared: &Arc<Shared>, token: &CancellationToken, tracker: &TaskTracker) {
-    for plan in 0..shared.plans.len() {
-        let (shared, token) = (shared.clone(), token.clone());
-        let at = shared.plans[plan].fault.window.at;
-        match shared.plans[plan].effect.clone() {
-            Effect::Stage(_) | Effect::Messages(_) => {
-                let first_open = shared.clock.elapsed() >= at;
-                if first_open {
-                    open(&shared, plan, 0, members(&shared, plan, 0));
-                }
-                tracker.spawn(async move { windows(&shared, plan, first_open, &token).await });
-            }
-            Effect::Action(action) => {
-                tracker.spawn(async move { firings(&shared, plan, action, &token).await });
-            }
+pub(crate) fn spawn_plan(
+    shared: &Arc<Shared>,
+    plan: usize,
+    token: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let shared = shared.clone();
+    let at = shared.plans[plan].fault.window.at;
+    match shared.plans[plan].effect.clone() {
+        Effect::Stage(_) | Effect::Messages(_) | Effect::Connect(_) => {
+            let first = (shared.clock.elapsed() >= at).then(|| {
+                let members = members(&shared, plan, 0);
+                open(&shared, plan, 0, members.clone());
+                members
+            });
+            tracker.spawn(async move { windows(&shared, plan, first, &token).await });
+        }
+        Effect::Action(action) => {
+            tracker.spawn(async move { firings(&shared, plan, action, &token).await });
         }
     }
 }
 
-/// Runs a windowed fault's windows; `first_open`: window 0 is already open.
-async fn windows(shared: &Shared, plan: usize, first_open: bool, token: &CancellationToken) {
+/// Takes fault `plan` out of the active set at once (its task, cancelled, records the
+/// window's end); links drop its stages on their next chunk or timeline check.
+pub(crate) fn withdraw(shared: &Shared, plan: usize) {
+    set(shared, |s| s.open.retain(|o| o.plan != plan));
+}
+
+/// Runs a windowed fault's windows; `first`: window 0 is already open, with these members.
+async fn windows(
+    shared: &Shared,
+    plan: usize,
+    mut first: Option<Arc<Members>>,
+    token: &CancellationToken,
+) {
     let w = shared.plans[plan].fault.window;
     let period = match (w.every, w.length) {
         (Some(every), Some(length)) if every > length => Some(every),
@@ -85,21 +106,40 @@ async fn windows(shared: &Shared, plan: usize, first_open: bool, token: &Cancell
             },
             (None, _) => return,
         };
-        if !(k == 0 && first_open) {
-            if !wait(shared, start, token).await {
-                return;
-            }
-            open(shared, plan, k, members(shared, plan, k));
-        }
-        let ended = match w.length {
-            Some(length) if period.is_some() || w.every.is_none() => {
-                wait(shared, start + length, token).await
-            }
-            _ => {
-                token.cancelled().await;
-                false
+        let members = match first.take() {
+            Some(members) => members,
+            None => {
+                if !wait(shared, start, token).await {
+                    return;
+                }
+                let members = members(shared, plan, k);
+                open(shared, plan, k, members.clone());
+                members
             }
         };
+        let end = match w.length {
+            Some(length) if period.is_some() || w.every.is_none() => Some(start + length),
+            _ => None,
+        };
+        let mut ended = true;
+        if let Some(after) = blackhole::end_after(&shared.plans[plan]) {
+            let (opened, t) = (Instant::now(), shared.clock.elapsed() + after);
+            if end.is_none_or(|e| t < e) {
+                ended = wait(shared, t, token).await;
+                if ended {
+                    blackhole::close_open(shared, plan, &members, opened);
+                }
+            }
+        }
+        if ended {
+            ended = match end {
+                Some(end) => wait(shared, end, token).await,
+                None => {
+                    token.cancelled().await;
+                    false
+                }
+            };
+        }
         close(shared, plan, k);
         if !ended {
             return;
@@ -179,7 +219,7 @@ fn open(shared: &Shared, plan: usize, window: u32, members: Arc<Members>) {
     let opened = Instant::now();
     let cuts = matches!(
         shared.plans[plan].effect,
-        Effect::Stage(StageSpec::Blackhole)
+        Effect::Stage(StageSpec::Blackhole(_))
     );
     let covered = cuts.then(|| members.clone());
     set(shared, |s| {

@@ -37,6 +37,11 @@ pub fn network_faults(
     Ok(faults)
 }
 
+/// One fault at the root of its own document.
+pub fn single(spec: &FaultSpec, run: &Run) -> Checked<NetworkFault> {
+    network_fault(&YamlPath::root(), 0, spec, run)
+}
+
 fn network_fault(path: &YamlPath, id: usize, spec: &FaultSpec, run: &Run) -> Checked<NetworkFault> {
     let kind_path = path.key("kind");
     let kind = *fields::required(
@@ -85,16 +90,18 @@ fn default_direction(kind: &NetworkFaultKind) -> DirectionSpec {
 fn parameters_of(kind: FaultKindSpec) -> &'static [&'static str] {
     match kind {
         FaultKindSpec::Latency => &["latency", "jitter", "distribution"],
-        FaultKindSpec::Bandwidth => &["rate"],
+        FaultKindSpec::Bandwidth => &["rate", "shared"],
         FaultKindSpec::Slicer => &["average_size", "size_variation", "delay"],
         FaultKindSpec::Drop => &["probability", "unit", "correlation"],
         FaultKindSpec::Corrupt | FaultKindSpec::Duplicate => &["probability"],
         FaultKindSpec::LimitData => &["bytes"],
-        FaultKindSpec::SlowClose => &["delay"],
-        FaultKindSpec::Blackhole
-        | FaultKindSpec::Reset
+        FaultKindSpec::SlowClose | FaultKindSpec::DialDelay => &["delay"],
+        FaultKindSpec::Blackhole => &["close_after", "reset_after"],
+        FaultKindSpec::Reset
         | FaultKindSpec::Close
-        | FaultKindSpec::Partition => &[],
+        | FaultKindSpec::Partition
+        | FaultKindSpec::AcceptStall
+        | FaultKindSpec::AcceptReset => &[],
         FaultKindSpec::WsDrop => &["probability", "controls"],
         FaultKindSpec::WsDelay => &["latency", "jitter", "distribution"],
         FaultKindSpec::WsDuplicate | FaultKindSpec::WsReorder | FaultKindSpec::WsInvalidUtf8 => {
@@ -120,6 +127,9 @@ fn kind_name(kind: FaultKindSpec) -> &'static str {
         FaultKindSpec::LimitData => "limit_data",
         FaultKindSpec::SlowClose => "slow_close",
         FaultKindSpec::Partition => "partition",
+        FaultKindSpec::AcceptStall => "accept_stall",
+        FaultKindSpec::AcceptReset => "accept_reset",
+        FaultKindSpec::DialDelay => "dial_delay",
         FaultKindSpec::WsDrop => "ws_drop",
         FaultKindSpec::WsDelay => "ws_delay",
         FaultKindSpec::WsDuplicate => "ws_duplicate",
@@ -137,6 +147,7 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("jitter", spec.jitter.is_some()),
         ("distribution", spec.distribution.is_some()),
         ("rate", spec.rate.is_some()),
+        ("shared", spec.shared.is_some()),
         ("average_size", spec.average_size.is_some()),
         ("size_variation", spec.size_variation.is_some()),
         ("delay", spec.delay.is_some()),
@@ -144,6 +155,8 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("unit", spec.unit.is_some()),
         ("correlation", spec.correlation.is_some()),
         ("bytes", spec.bytes.is_some()),
+        ("close_after", spec.close_after.is_some()),
+        ("reset_after", spec.reset_after.is_some()),
         ("controls", spec.controls.is_some()),
         ("code", spec.code.is_some()),
         ("reason", spec.reason.is_some()),
@@ -239,7 +252,10 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
                     format!("must be at least 1B/s (got {})", text.as_str()),
                 ));
             }
-            NetworkFaultKind::Bandwidth { bytes_per_second }
+            NetworkFaultKind::Bandwidth {
+                bytes_per_second,
+                shared: spec.shared.unwrap_or(false),
+            }
         }
         FaultKindSpec::Slicer => {
             let size_or = |key: &str, text: Option<&SizeText>, default: u64| {
@@ -319,6 +335,36 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
             };
             NetworkFaultKind::SlowClose { delay }
         }
+        FaultKindSpec::DialDelay => {
+            let delay_path = path.key("delay");
+            let text = fields::required(
+                &delay_path,
+                spec.delay.as_ref(),
+                "how much later the server is dialed, e.g. 2s",
+            )?;
+            NetworkFaultKind::DialDelay {
+                delay: fields::positive_duration(&delay_path, text)?,
+            }
+        }
+        FaultKindSpec::Blackhole => {
+            let close_after = fields::optional_positive_duration(
+                &path.key("close_after"),
+                spec.close_after.as_ref(),
+            )?;
+            let reset_path = path.key("reset_after");
+            let reset_after =
+                fields::optional_positive_duration(&reset_path, spec.reset_after.as_ref())?;
+            if close_after.is_some() && reset_after.is_some() {
+                return Err(Invalid::key(
+                    &reset_path,
+                    "a blackhole ends with a close (close_after) or a reset (reset_after), not both",
+                ));
+            }
+            NetworkFaultKind::Blackhole {
+                close_after,
+                reset_after,
+            }
+        }
         FaultKindSpec::WsDrop => NetworkFaultKind::WsDrop {
             probability: probability()?,
             controls: spec.controls.unwrap_or(false),
@@ -350,10 +396,11 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
                 None => defaults::WS_OVERSIZE_BYTES,
             },
         },
-        FaultKindSpec::Blackhole => NetworkFaultKind::Blackhole,
         FaultKindSpec::Reset => NetworkFaultKind::Reset,
         FaultKindSpec::Close => NetworkFaultKind::Close,
         FaultKindSpec::Partition => NetworkFaultKind::Partition,
+        FaultKindSpec::AcceptStall => NetworkFaultKind::AcceptStall,
+        FaultKindSpec::AcceptReset => NetworkFaultKind::AcceptReset,
     })
 }
 

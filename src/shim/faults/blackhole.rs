@@ -11,19 +11,59 @@
 //! which the WebSocket layer on top detects (a broken frame); a client whose heartbeats
 //! went unanswered has usually given up on the connection by then.
 //!
+//! With `close_after`, each blackholed connection is closed (FIN both ways, as `close`)
+//! that long after the blackhole reached it, traffic or not: the "silent, then gone"
+//! link, and Toxiproxy's `timeout` toxic (whose timer, unlike this one, restarts with each
+//! chunk and so never fires under WebSocket heartbeats). With `reset_after` it is reset
+//! (RST both ways, as `reset`) instead: Toxiproxy's `reset_peer`.
+//!
+//! "Reached it": the window's start for the connections open then (the timeline closes
+//! them, idle or not; see [`close_open`]); for a later connection, its first byte in a
+//! blackholed direction.
+//!
 //! The window's start stamps the touch board of every identified client it covers, idle or
 //! not (see [`window_opened`]): the link broke then, whether or not a byte was lost yet.
 //! The ledger's `FaultTouched { action: "blackholed" }` counts the connections that lost
 //! bytes, with how many.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::{Acted, Chunk, Stage};
+use crate::scenario::Direction;
+use crate::shim::registry::Kill;
 use crate::shim::select::{self, Key, Members};
 use crate::shim::{Shared, ledger};
 
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Spec {
+    /// End the connection this long after the blackhole reached it.
+    pub end_after: Option<Duration>,
+    /// End it with a reset rather than a close.
+    pub reset: bool,
+}
+
 /// The blackhole stage of one link for one window.
-pub(crate) struct Blackhole;
+pub(crate) struct Blackhole {
+    /// When the connection is ended, if ever.
+    end_at: Option<Instant>,
+    reset: bool,
+}
+
+impl Blackhole {
+    /// Built when the blackhole reaches the link: `end_after` counts from now.
+    pub fn new(spec: &Spec) -> Self {
+        Self {
+            end_at: spec.end_after.map(|after| Instant::now() + after),
+            reset: spec.reset,
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.end_at.is_some_and(|t| Instant::now() >= t)
+    }
+}
 
 impl Stage for Blackhole {
     fn push(&mut self, chunk: Chunk, _out: &mut Vec<Chunk>) -> Acted {
@@ -32,6 +72,60 @@ impl Stage for Blackhole {
 
     fn finish(&mut self, _at: Instant) -> Option<Instant> {
         None
+    }
+
+    fn closes(&self) -> bool {
+        !self.reset && self.ended()
+    }
+
+    fn resets(&self) -> bool {
+        self.reset && self.ended()
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        // Once passed, the link is ending: waking again would only spin.
+        self.end_at.filter(|t| *t > Instant::now())
+    }
+}
+
+/// A blackhole's `close_after` or `reset_after`, if it has one.
+pub(crate) fn end_after(plan: &super::Plan) -> Option<Duration> {
+    match &plan.effect {
+        super::Effect::Stage(super::StageSpec::Blackhole(spec)) => spec.end_after,
+        _ => None,
+    }
+}
+
+/// `close_after` (or `reset_after`) has passed since a blackhole window of fault `plan`
+/// opened at `opened`: ends the connections it covers that were open then, idle or not
+/// (later ones are ended by their own stage, that long after it reached them).
+pub(crate) fn close_open(shared: &Shared, plan: usize, members: &Members, opened: Instant) {
+    let reset = matches!(
+        &shared.plans[plan].effect,
+        super::Effect::Stage(super::StageSpec::Blackhole(spec)) if spec.reset
+    );
+    for c in shared.registry.opened_by(opened) {
+        if !members.contains(c.key) {
+            continue;
+        }
+        let ended = match reset {
+            true => shared.registry.kill(c.conn, Kill::Reset(Direction::Both)),
+            false => shared.registry.close(c.conn, Direction::Both),
+        };
+        if !ended {
+            continue;
+        }
+        let client = match c.key {
+            Key::Client(i) => Some(i),
+            Key::Conn(_) => None,
+        };
+        ledger::instant(
+            shared,
+            plan,
+            c.conn,
+            client,
+            if reset { "reset" } else { "closed" },
+        );
     }
 }
 
@@ -57,8 +151,8 @@ pub(crate) fn window_opened(shared: &Shared, plan: usize, members: &Members) {
 mod tests {
     use crate::scenario::NetworkFaultKind;
     use crate::shim::test_util::{
-        Harness, Saw, connect_as, echo_server, fault, head, read_for, recording_server, roundtrip,
-        until_end,
+        Harness, LIMIT, Saw, connect_as, echo_server, fault, head, read_for, recording_server,
+        roundtrip, until_end,
     };
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
@@ -66,7 +160,10 @@ mod tests {
 
     fn blackhole(at_ms: u64, for_ms: u64) -> crate::scenario::NetworkFault {
         fault(
-            NetworkFaultKind::Blackhole,
+            NetworkFaultKind::Blackhole {
+                close_after: None,
+                reset_after: None,
+            },
             Duration::from_millis(at_ms),
             Some(Duration::from_millis(for_ms)),
         )
@@ -118,5 +215,75 @@ mod tests {
         assert!(after >= Duration::from_millis(380), "FIN seen at {after:?}");
         assert!(after < Duration::from_millis(1500), "FIN seen at {after:?}");
         h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn close_after_closes_idle_and_busy_connections_that_long_after() {
+        let echo = echo_server().await;
+        let f = fault(
+            NetworkFaultKind::Blackhole {
+                close_after: Some(Duration::from_millis(300)),
+                reset_after: None,
+            },
+            Duration::from_millis(100),
+            None,
+        );
+        let h = Harness::start(vec![f], 1, echo, true).await;
+        let mut idle = connect_as(h.addr(), 1).await;
+        let mut busy = connect_as(h.addr(), 2).await;
+        tokio::time::sleep_until(h.clock.at(Duration::from_millis(150))).await;
+        busy.write_all(b"lost").await.unwrap();
+        for s in [&mut idle, &mut busy] {
+            let (got, end) = read_for(s, LIMIT).await;
+            let at = h.clock.elapsed();
+            assert!(got.is_empty(), "{got:?}");
+            assert!(matches!(end, Some(Ok(()))), "a FIN: {end:?}");
+            assert!(at >= Duration::from_millis(390), "closed at {at:?}");
+        }
+        // A connection arriving later is closed 300 ms after the blackhole reached it.
+        let mut late = TcpStream::connect(h.addr()).await.unwrap();
+        let t0 = tokio::time::Instant::now();
+        late.write_all(&head(3)).await.unwrap();
+        let (got, end) = read_for(&mut late, LIMIT).await;
+        assert!(
+            got.is_empty() && matches!(end, Some(Ok(()))),
+            "{got:?} {end:?}"
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_millis(280),
+            "{:?}",
+            t0.elapsed()
+        );
+        let ledger = h.stop().await;
+        assert_eq!(ledger[0].actions["closed"], 2);
+    }
+
+    #[tokio::test]
+    async fn reset_after_resets_open_and_later_connections() {
+        let echo = echo_server().await;
+        let f = fault(
+            NetworkFaultKind::Blackhole {
+                close_after: None,
+                reset_after: Some(Duration::from_millis(200)),
+            },
+            Duration::from_millis(50),
+            None,
+        );
+        let h = Harness::start(vec![f], 1, echo, false).await;
+        let mut idle = TcpStream::connect(h.addr()).await.unwrap();
+        roundtrip(&mut idle, b"hi").await;
+        let (got, end) = read_for(&mut idle, LIMIT).await;
+        assert!(got.is_empty(), "{got:?}");
+        let kind = end.expect("ended").unwrap_err().kind();
+        assert_eq!(kind, std::io::ErrorKind::ConnectionReset);
+        assert!(h.clock.elapsed() >= Duration::from_millis(240));
+        // Later: reset 200 ms after its first byte met the blackhole.
+        let mut late = TcpStream::connect(h.addr()).await.unwrap();
+        late.write_all(b"x").await.unwrap();
+        let (_, end) = read_for(&mut late, LIMIT).await;
+        let kind = end.expect("ended").unwrap_err().kind();
+        assert_eq!(kind, std::io::ErrorKind::ConnectionReset);
+        let ledger = h.stop().await;
+        assert_eq!(ledger[0].actions["reset"], 1);
     }
 }

@@ -13,6 +13,10 @@
 //! - an **action** ([`Action`]): something done to chosen connections at a moment (reset,
 //!   close), fired by the timeline.
 //!
+//! - a **connect-phase** fault ([`Connect`]): while its window is open it acts on chosen
+//!   connections between accept and the upstream dial (`accept_stall`, `accept_reset`,
+//!   `dial_delay`; see `conn`).
+//!
 //! `partition` is both: the blackhole stage on the connections it covers, and a refusal of
 //! new ones at accept (see `partition`).
 //!
@@ -26,10 +30,14 @@
 //! Adding a kind: a file here (or in `ws/`), a variant of [`StageSpec`], `ws::Spec` or
 //! [`Action`], one arm in [`Plan::new`].
 
+pub(crate) mod accept_reset;
+pub(crate) mod accept_stall;
 pub(crate) mod bandwidth;
 pub(crate) mod blackhole;
 pub(crate) mod close;
+pub(crate) mod connect;
 pub(crate) mod corrupt;
+pub(crate) mod dial_delay;
 pub(crate) mod drop;
 pub(crate) mod duplicate;
 pub(crate) mod latency;
@@ -95,10 +103,23 @@ pub(crate) trait Stage: Send {
         false
     }
 
+    /// True once the stage has ended the connection with a reset: the shim aborts both
+    /// sides with an RST at once, whatever is still queued.
+    fn resets(&self) -> bool {
+        false
+    }
+
     /// The most bytes the link may hold waiting while this stage is in place; beyond it
     /// the link stops reading and TCP backpressure reaches the sender. `None`: the link's
     /// own bound.
     fn queue_limit(&self) -> Option<usize> {
+        None
+    }
+
+    /// When the stage wants [`Stage::closes`] and [`Stage::resets`] asked again even if no chunk comes (a
+    /// blackhole that closes after a while); `None`: only when chunks come. Must not
+    /// return an instant already passed (the link would wake at once, again and again).
+    fn wake_at(&self) -> Option<Instant> {
         None
     }
 }
@@ -113,22 +134,22 @@ pub(crate) enum StageSpec {
     Corrupt(corrupt::Spec),
     Duplicate(duplicate::Spec),
     /// `blackhole`, and `partition` on the connections open during its window.
-    Blackhole,
+    Blackhole(blackhole::Spec),
     LimitData(limit_data::Spec),
     SlowClose(slow_close::Spec),
 }
 
 impl StageSpec {
-    /// A fresh stage for one link, drawing from `rng`.
-    pub fn build(&self, rng: Rng) -> Box<dyn Stage> {
+    /// A fresh stage for the link of direction `dir`, drawing from `rng`.
+    pub fn build(&self, rng: Rng, dir: Direction) -> Box<dyn Stage> {
         match self {
             Self::Latency(spec) => Box::new(latency::Latency::new(spec.clone(), rng)),
-            Self::Bandwidth(spec) => Box::new(bandwidth::Bandwidth::new(spec)),
+            Self::Bandwidth(spec) => Box::new(bandwidth::Bandwidth::new(spec, dir)),
             Self::Slicer(spec) => Box::new(slicer::Slicer::new(spec, rng)),
             Self::Drop(spec) => Box::new(drop::Loss::new(spec, rng)),
             Self::Corrupt(spec) => Box::new(corrupt::Corrupt::new(spec, rng)),
             Self::Duplicate(spec) => Box::new(duplicate::Duplicate::new(spec, rng)),
-            Self::Blackhole => Box::new(blackhole::Blackhole),
+            Self::Blackhole(spec) => Box::new(blackhole::Blackhole::new(spec)),
             Self::LimitData(spec) => Box::new(limit_data::LimitData::new(spec)),
             Self::SlowClose(spec) => Box::new(slow_close::SlowClose::new(spec)),
         }
@@ -143,7 +164,7 @@ impl StageSpec {
             Self::Drop(_) => "dropped",
             Self::Corrupt(_) => "corrupted",
             Self::Duplicate(_) => "duplicated",
-            Self::Blackhole => "blackholed",
+            Self::Blackhole(_) => "blackholed",
             Self::LimitData(_) => "limited",
             Self::SlowClose(_) => "close_delayed",
         }
@@ -157,7 +178,7 @@ impl StageSpec {
             Self::Drop(_)
             | Self::Corrupt(_)
             | Self::Duplicate(_)
-            | Self::Blackhole
+            | Self::Blackhole(_)
             | Self::LimitData(_) => true,
             Self::Latency(_) | Self::Bandwidth(_) | Self::Slicer(_) | Self::SlowClose(_) => false,
         }
@@ -223,12 +244,36 @@ impl Action {
     }
 }
 
+/// A connect-phase fault: what happens to a chosen new connection before its upstream
+/// side is dialed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connect {
+    /// Hold it, unread and undialed (see `accept_stall`).
+    Stall,
+    /// Reset it at once (see `accept_reset`).
+    Reset,
+    /// Dial this much later (see `dial_delay`).
+    DialDelay(std::time::Duration),
+}
+
+impl Connect {
+    /// The `action` of the fault's `FaultTouched` events.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::Stall => "stalled",
+            Self::Reset => "reset",
+            Self::DialDelay(_) => "dial_delayed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Effect {
     Stage(StageSpec),
     /// A WebSocket message stage.
     Messages(ws::Spec),
     Action(Action),
+    Connect(Connect),
 }
 
 /// A scenario fault checked for the shim, with the seed all its decisions derive from.
@@ -266,13 +311,17 @@ impl Plan {
                 jitter: *jitter,
                 distribution: *distribution,
             })),
-            NetworkFaultKind::Bandwidth { bytes_per_second } => {
+            NetworkFaultKind::Bandwidth {
+                bytes_per_second,
+                shared,
+            } => {
                 if *bytes_per_second == 0 {
                     return Err(invalid("`rate` must be at least 1B/s"));
                 }
-                Effect::Stage(StageSpec::Bandwidth(bandwidth::Spec {
-                    bytes_per_second: *bytes_per_second,
-                }))
+                Effect::Stage(StageSpec::Bandwidth(bandwidth::Spec::new(
+                    *bytes_per_second,
+                    *shared,
+                )))
             }
             NetworkFaultKind::Slicer {
                 average_size,
@@ -309,9 +358,24 @@ impl Plan {
                     probability: probability(*p, "probability")?,
                 }))
             }
-            NetworkFaultKind::Blackhole | NetworkFaultKind::Partition => {
-                Effect::Stage(StageSpec::Blackhole)
+            NetworkFaultKind::Blackhole {
+                close_after,
+                reset_after,
+            } => {
+                if close_after.is_some() && reset_after.is_some() {
+                    return Err(invalid(
+                        "`close_after` and `reset_after` exclude each other",
+                    ));
+                }
+                Effect::Stage(StageSpec::Blackhole(blackhole::Spec {
+                    end_after: close_after.or(*reset_after),
+                    reset: reset_after.is_some(),
+                }))
             }
+            NetworkFaultKind::Partition => Effect::Stage(StageSpec::Blackhole(blackhole::Spec {
+                end_after: None,
+                reset: false,
+            })),
             NetworkFaultKind::LimitData { bytes } => {
                 if *bytes == 0 {
                     return Err(invalid("`bytes` must be > 0"));
@@ -323,6 +387,9 @@ impl Plan {
             }
             NetworkFaultKind::Reset => Effect::Action(Action::Reset),
             NetworkFaultKind::Close => Effect::Action(Action::Close),
+            NetworkFaultKind::AcceptStall => Effect::Connect(Connect::Stall),
+            NetworkFaultKind::AcceptReset => Effect::Connect(Connect::Reset),
+            NetworkFaultKind::DialDelay { delay } => Effect::Connect(Connect::DialDelay(*delay)),
             NetworkFaultKind::WsDrop {
                 probability: p,
                 controls,
@@ -442,6 +509,7 @@ mod tests {
         let kinds = [
             NetworkFaultKind::Bandwidth {
                 bytes_per_second: 1024,
+                shared: true,
             },
             NetworkFaultKind::Slicer {
                 average_size: 8,
@@ -455,7 +523,10 @@ mod tests {
             },
             NetworkFaultKind::Corrupt { probability: 0.1 },
             NetworkFaultKind::Duplicate { probability: 0.1 },
-            NetworkFaultKind::Blackhole,
+            NetworkFaultKind::Blackhole {
+                close_after: None,
+                reset_after: Some(Duration::from_secs(1)),
+            },
             NetworkFaultKind::Reset,
             NetworkFaultKind::Close,
             NetworkFaultKind::LimitData { bytes: 10 },
@@ -463,6 +534,11 @@ mod tests {
                 delay: Duration::from_secs(1),
             },
             NetworkFaultKind::Partition,
+            NetworkFaultKind::AcceptStall,
+            NetworkFaultKind::AcceptReset,
+            NetworkFaultKind::DialDelay {
+                delay: Duration::from_secs(1),
+            },
             NetworkFaultKind::WsDrop {
                 probability: 0.5,
                 controls: true,
@@ -502,6 +578,7 @@ mod tests {
             NetworkFaultKind::Corrupt { probability: -0.1 },
             NetworkFaultKind::Bandwidth {
                 bytes_per_second: 0,
+                shared: false,
             },
             NetworkFaultKind::Slicer {
                 average_size: 4,
