@@ -205,3 +205,56 @@ fn sigint_mid_run_exits_130_with_an_interrupted_report() {
     assert_eq!(report["verdict"], "fail");
     assert!(report["counters"]["messages_sent"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn junit_names_the_failed_threshold_and_squall_report_renders_again_byte_for_byte() {
+    let dir = TempDir::new("cli-report");
+    let text = tiny(
+        "thresholds:\n  messages_lost: [\"count == 0\"]\n  messages_delivered: [\"count > 1000000\"]\nreport: { formats: [json, md, junit] }\n",
+    );
+    let path = dir.write("gate.yaml", &text);
+    let out = squall(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let run_dir = only_report_dir(dir.path());
+    let junit = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("tests=\"3\" failures=\"1\""), "{junit}");
+    assert!(
+        junit.contains("name=\"messages_delivered: count &gt; 1000000\""),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<failure message=\"count &gt; 1000000 failed: measured"),
+        "{junit}"
+    );
+
+    let json = run_dir.join("report.json");
+    let md = squall(&["report", json.to_str().unwrap(), "--format", "md"]);
+    assert_eq!(md.status.code(), Some(0));
+    assert_eq!(
+        md.stdout,
+        std::fs::read(run_dir.join("report.md")).unwrap(),
+        "report.md reproduced exactly"
+    );
+    let again = dir.0.join("again.xml");
+    let out = squall(&[
+        "report",
+        json.to_str().unwrap(),
+        "--format",
+        "junit",
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(again).unwrap(), junit);
+
+    let bogus = dir.write("bogus.json", "{\"schema\": \"something else\"}");
+    let out = squall(&["report", bogus.to_str().unwrap(), "--format", "md"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus.json"));
+}

@@ -3,6 +3,7 @@
 
 mod exit;
 mod proxy;
+mod report;
 mod serve;
 mod summary;
 
@@ -41,6 +42,8 @@ pub enum Command {
     /// The report goes to <report.dir>/<name>-<UTC timestamp>/ (default reports/).
     /// Ctrl-C stops the run early and still writes the report, marked interrupted.
     Run(RunArgs),
+    /// Render a report again from its report.json alone (md or junit; stdout unless -o).
+    Report(report::ReportArgs),
     /// Check scenarios without running them; prints each problem with file:line:col.
     Validate {
         /// Scenario files to check.
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_command(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Report(args) => report::run(args),
     };
     exit.into()
 }
@@ -168,7 +172,7 @@ fn run_command(args: RunArgs) -> Exit {
     let pending = crate::report::pending_formats(&scenario.report.formats);
     if !pending.is_empty() {
         eprintln!(
-            "note: {} reports are not built yet; writing report.json and report.md",
+            "note: {} reports are not built yet; writing the others",
             pending.join(" and ")
         );
     }

@@ -1,7 +1,8 @@
-//! Reports: `report.json` is the source of truth; `report.md` (and later HTML and JUnit)
-//! render from it alone. Files are written atomically (temporary file, then rename), so
+//! Reports: `report.json` is the source of truth; `report.md` and `junit.xml` (and
+//! later HTML) render from it alone. Files are written atomically (temporary file, then rename), so
 //! a crash never leaves a half-written report.
 
+pub mod junit;
 pub mod markdown;
 mod model;
 
@@ -78,8 +79,12 @@ pub fn write_all(
                 &dir.join("report.md"),
                 markdown::render(report).as_bytes(),
             )?),
-            // Not rendered yet: `pending_formats` names them so the user is told.
-            ReportFormat::Html | ReportFormat::Junit => {}
+            ReportFormat::Junit => written.push(write_atomic(
+                &dir.join("junit.xml"),
+                junit::render(report).as_bytes(),
+            )?),
+            // Not rendered yet: `pending_formats` names it so the user is told.
+            ReportFormat::Html => {}
         }
     }
     Ok(written)
@@ -91,8 +96,7 @@ pub fn pending_formats(formats: &[ReportFormat]) -> Vec<&'static str> {
         .iter()
         .filter_map(|f| match f {
             ReportFormat::Html => Some("html"),
-            ReportFormat::Junit => Some("junit"),
-            ReportFormat::Json | ReportFormat::Md => None,
+            ReportFormat::Json | ReportFormat::Md | ReportFormat::Junit => None,
         })
         .collect()
 }
