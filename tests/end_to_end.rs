@@ -28,7 +28,7 @@ async fn resets_midway_are_recovered_and_reported() {
     let scenario = squall::scenario::from_str(RESETS, "e2e.yaml").unwrap();
     let opts = RunOptions {
         out: Some(dir.path().to_path_buf()),
-        live: false,
+        live: squall::run::Live::Off,
     };
     let outcome = squall::run::run(scenario, opts, CancellationToken::new())
         .await
@@ -82,7 +82,7 @@ async fn interrupting_a_run_still_writes_a_report_marked_interrupted() {
     let scenario = squall::scenario::from_str(&text, "e2e.yaml").unwrap();
     let opts = RunOptions {
         out: Some(dir.path().to_path_buf()),
-        live: false,
+        live: squall::run::Live::Off,
     };
     let interrupt = CancellationToken::new();
     let stopper = interrupt.clone();
@@ -138,7 +138,7 @@ async fn the_same_seed_makes_the_same_fault_decisions() {
         let scenario = squall::scenario::from_str(&text, "same-seed.yaml").unwrap();
         let opts = RunOptions {
             out: Some(dir.path().to_path_buf()),
-            live: false,
+            live: squall::run::Live::Off,
         };
         let outcome = squall::run::run(scenario, opts, CancellationToken::new())
             .await

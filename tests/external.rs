@@ -95,7 +95,7 @@ faults:
     let scenario = squall::scenario::from_str(&yaml, "external.yaml").unwrap();
     let opts = RunOptions {
         out: Some(dir.path().to_path_buf()),
-        live: false,
+        live: squall::run::Live::Off,
     };
     let outcome = squall::run::run(scenario, opts, CancellationToken::new())
         .await

@@ -166,7 +166,11 @@ fn run_command(args: RunArgs) -> Exit {
     };
     let opts = RunOptions {
         out: args.out.clone(),
-        live: !args.quiet && std::io::stdout().is_terminal(),
+        live: match (args.quiet, std::io::stdout().is_terminal()) {
+            (true, _) => crate::run::Live::Off,
+            (false, true) => crate::run::Live::Terminal,
+            (false, false) => crate::run::Live::Plain,
+        },
     };
     let quiet = args.quiet;
     let pending = crate::report::pending_formats(&scenario.report.formats);

@@ -221,6 +221,27 @@ impl Metrics {
             .sum()
     }
 
+    /// A quantile of one histogram across all threads so far (for the live view);
+    /// `None` before the first sample.
+    pub fn peek_quantile(&self, h: Hist, q: f64) -> Option<u64> {
+        let locals = self
+            .inner
+            .locals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut sum = histogram::new(h.max());
+        for l in &locals {
+            let l = l.lock().unwrap_or_else(|e| e.into_inner());
+            for g in &l.groups {
+                if let Some(part) = &g.hists[h.index()] {
+                    let _ = sum.add(part);
+                }
+            }
+        }
+        (!sum.is_empty()).then(|| sum.value_at_quantile(q))
+    }
+
     /// Merges every thread's recordings into one immutable snapshot. Recording may go on
     /// meanwhile; the snapshot holds what was recorded when each local was read.
     pub fn snapshot(&self) -> Snapshot {

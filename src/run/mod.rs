@@ -25,6 +25,7 @@ use crate::shim::{Shim, ShimConfig, ShimHandle};
 use crate::target::{self, ServerHandle};
 use crate::touch::TouchBoard;
 
+pub use live::Live;
 pub use resources::ResourceError;
 
 /// How a run is carried out (beyond the scenario itself).
@@ -32,8 +33,8 @@ pub use resources::ResourceError;
 pub struct RunOptions {
     /// Parent directory of the report directory; the scenario's `report.dir` otherwise.
     pub out: Option<PathBuf>,
-    /// Show the live status line (only on a terminal, and not with `--quiet`).
-    pub live: bool,
+    /// How progress is shown while the run goes.
+    pub live: Live,
 }
 
 /// How the run ended.

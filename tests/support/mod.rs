@@ -79,7 +79,7 @@ pub async fn run_yaml(yaml: &str) -> serde_json::Value {
     let scenario = squall::scenario::from_str(yaml, "test.yaml").unwrap();
     let opts = squall::run::RunOptions {
         out: Some(dir.path().to_path_buf()),
-        live: false,
+        live: squall::run::Live::Off,
     };
     let outcome = squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
         .await
