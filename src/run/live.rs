@@ -50,7 +50,7 @@ impl Status {
         let delivered = metrics.peek(Counter::MessagesDelivered);
         let rate = delivered.saturating_sub(self.last_delivered);
         self.last_delivered = delivered;
-        if live == Live::Off || (live == Live::Plain && self.ticks % PLAIN_EVERY != 0) {
+        if live == Live::Off || (live == Live::Plain && !self.ticks.is_multiple_of(PLAIN_EVERY)) {
             return;
         }
         let faults = shim.active_faults();
