@@ -258,3 +258,82 @@ fn junit_names_the_failed_threshold_and_squall_report_renders_again_byte_for_byt
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus.json"));
 }
+
+#[test]
+fn merging_two_reports_sums_counters_and_histogram_counts_exactly() {
+    let dir = TempDir::new("cli-merge");
+    let path = dir.write("shard.yaml", &tiny("faults:\n  - { kind: reset, connections: 40%, at: 1s }\nthresholds:\n  messages_lost: [\"count == 0\"]\n"));
+    let mut reports = vec![];
+    for (i, seed) in ["1", "2"].iter().enumerate() {
+        let out_dir = dir.0.join(format!("shard{i}"));
+        let out = squall(&[
+            "run",
+            path.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        reports.push(only_report_dir(&out_dir).join("report.json"));
+    }
+    let merged = dir.0.join("merged.json");
+    let out = squall(&[
+        "merge",
+        reports[0].to_str().unwrap(),
+        reports[1].to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (a, b, m) = (read(&reports[0]), read(&reports[1]), read(&merged));
+    for key in [
+        "messages_sent",
+        "messages_delivered",
+        "disconnects",
+        "reconnects",
+        "sessions",
+    ] {
+        let sum = a["counters"][key].as_u64().unwrap() + b["counters"][key].as_u64().unwrap();
+        assert_eq!(m["counters"][key].as_u64().unwrap(), sum, "{key}");
+    }
+    for hist in ["message_rtt", "reconnect_latency"] {
+        let sum = a["histograms"][hist]["count"].as_u64().unwrap()
+            + b["histograms"][hist]["count"].as_u64().unwrap();
+        assert_eq!(
+            m["histograms"][hist]["count"].as_u64().unwrap(),
+            sum,
+            "{hist}"
+        );
+    }
+    assert_eq!(m["verdict"], "pass");
+    assert_eq!(m["delivery"]["closes"], true);
+    // A report of another scenario does not merge.
+    let other = dir.write("other.yaml", &tiny("").replace("name: tiny", "name: other"));
+    let other_dir = dir.0.join("other");
+    squall(&[
+        "run",
+        other.to_str().unwrap(),
+        "--out",
+        other_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let other_report = only_report_dir(&other_dir).join("report.json");
+    let out = squall(&[
+        "merge",
+        reports[0].to_str().unwrap(),
+        other_report.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -2,6 +2,7 @@
 //! outcome becomes an exit code (`exit.rs`).
 
 mod exit;
+mod merge;
 mod proxy;
 mod report;
 mod serve;
@@ -44,6 +45,9 @@ pub enum Command {
     Run(RunArgs),
     /// Render a report again from its report.json alone (md or junit; stdout unless -o).
     Report(report::ReportArgs),
+    /// Join shard reports exactly (counters summed, histograms added) and judge the
+    /// scenario's thresholds on the whole.
+    Merge(merge::MergeArgs),
     /// Check scenarios without running them; prints each problem with file:line:col.
     Validate {
         /// Scenario files to check.
@@ -111,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Report(args) => report::run(args),
+        Command::Merge(args) => merge::run(args),
     };
     exit.into()
 }

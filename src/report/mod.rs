@@ -3,6 +3,8 @@
 //! a crash never leaves a half-written report.
 
 pub mod junit;
+mod merge;
+pub use merge::merge;
 pub mod markdown;
 mod model;
 

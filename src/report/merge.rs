@@ -1,0 +1,173 @@
+//! `squall merge`: joins shard reports into one, exactly. Counters are summed, histograms
+//! added (their serialized HdrHistograms, not their percentiles), timelines aligned by
+//! second, fault ledgers combined; the thresholds are then judged again on the merged
+//! result by the caller.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Counters, Delivery, Report, ReportError};
+use crate::events::FaultSummary;
+use crate::metrics::{self, Summary};
+
+/// Merges `reports` (at least one) of the same scenario.
+pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
+    let invalid = |reason: String| ReportError::Invalid {
+        path: "(merge)".into(),
+        reason,
+    };
+    let first = reports
+        .first()
+        .ok_or_else(|| invalid("nothing to merge".into()))?;
+    if let Some(other) = reports.iter().find(|r| r.name() != first.name()) {
+        return Err(invalid(format!(
+            "reports of different scenarios (`{}` and `{}`) do not merge",
+            first.name(),
+            other.name()
+        )));
+    }
+    let mut out = first.clone();
+    for r in &reports[1..] {
+        out.counters = add_counters(&out.counters, &r.counters)?;
+        out.histograms = add_histograms(&out.histograms, &r.histograms)?;
+        for g in &r.groups {
+            match out.groups.iter_mut().find(|mine| mine.name == g.name) {
+                Some(mine) => {
+                    mine.counters = add_counters(&mine.counters, &g.counters)?;
+                    mine.histograms = add_histograms(&mine.histograms, &g.histograms)?;
+                }
+                None => out.groups.push(g.clone()),
+            }
+        }
+        add_timeline(&mut out, r);
+        add_faults(&mut out.faults, &r.faults);
+        out.run.started_at = out.run.started_at.clone().min(r.run.started_at.clone());
+        out.run.duration_s = out.run.duration_s.max(r.run.duration_s);
+        out.run.interrupted |= r.run.interrupted;
+        if r.run.status != "completed" && out.run.status == "completed" {
+            out.run.status = r.run.status.clone();
+            out.run.error = r.run.error.clone();
+        }
+    }
+    out.run.shard = None;
+    let c = &out.counters;
+    out.delivery = Delivery {
+        sent: c.messages_sent,
+        delivered: c.messages_delivered,
+        lost: c.messages_lost,
+        closes: c.messages_sent == c.messages_delivered + c.messages_lost,
+    };
+    Ok(out)
+}
+
+/// Sums every number of two counter sets (peaks too: shards run side by side, so the
+/// sum of their peaks bounds the merged run's peak from above).
+fn add_counters(a: &Counters, b: &Counters) -> Result<Counters, ReportError> {
+    let (mut x, y) = (to_value(a)?, to_value(b)?);
+    sum_into(&mut x, &y);
+    serde_json::from_value(x).map_err(|e| ReportError::Invalid {
+        path: "(merge)".into(),
+        reason: e.to_string(),
+    })
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Result<Value, ReportError> {
+    serde_json::to_value(t).map_err(|e| ReportError::Invalid {
+        path: "(merge)".into(),
+        reason: e.to_string(),
+    })
+}
+
+fn sum_into(x: &mut Value, y: &Value) {
+    match (x, y) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(k) {
+                    Some(mine) => sum_into(mine, v),
+                    None => {
+                        a.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (x @ Value::Number(_), Value::Number(n)) => {
+            let total = x
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_add(n.as_u64().unwrap_or(0));
+            *x = Value::from(total);
+        }
+        _ => {}
+    }
+}
+
+fn add_histograms(
+    a: &BTreeMap<String, Summary>,
+    b: &BTreeMap<String, Summary>,
+) -> Result<BTreeMap<String, Summary>, ReportError> {
+    let mut out = a.clone();
+    for (name, theirs) in b {
+        let merged = match a.get(name) {
+            None => theirs.clone(),
+            Some(mine) => {
+                let decode = |s: &Summary| {
+                    metrics::decode(&s.hdr).map_err(|e| ReportError::Invalid {
+                        path: "(merge)".into(),
+                        reason: format!("histogram {name}: {e}"),
+                    })
+                };
+                let mut h = decode(mine)?;
+                h.add(decode(theirs)?).map_err(|e| ReportError::Invalid {
+                    path: "(merge)".into(),
+                    reason: format!("histogram {name}: {e:?}"),
+                })?;
+                Summary::of(&h)
+            }
+        };
+        out.insert(name.clone(), merged);
+    }
+    Ok(out)
+}
+
+fn add_timeline(out: &mut Report, r: &Report) {
+    for row in &r.timeline {
+        match out.timeline.iter_mut().find(|mine| mine.t == row.t) {
+            Some(mine) => {
+                mine.connected += row.connected;
+                mine.connects += row.connects;
+                mine.disconnects += row.disconnects;
+                mine.connect_attempts += row.connect_attempts;
+                mine.server_handshakes += row.server_handshakes;
+                mine.messages_sent += row.messages_sent;
+                mine.messages_delivered += row.messages_delivered;
+                mine.retransmits += row.retransmits;
+                for f in &row.active_faults {
+                    if !mine.active_faults.contains(f) {
+                        mine.active_faults.push(f.clone());
+                    }
+                }
+            }
+            None => out.timeline.push(row.clone()),
+        }
+    }
+    out.timeline.sort_by_key(|row| row.t);
+}
+
+fn add_faults(out: &mut Vec<FaultSummary>, theirs: &[FaultSummary]) {
+    for f in theirs {
+        match out
+            .iter_mut()
+            .find(|mine| mine.kind == f.kind && mine.name == f.name)
+        {
+            Some(mine) => {
+                mine.connections_touched += f.connections_touched;
+                mine.bytes_affected += f.bytes_affected;
+                for (action, n) in &f.actions {
+                    *mine.actions.entry(action.clone()).or_default() += n;
+                }
+            }
+            None => out.push(f.clone()),
+        }
+    }
+}
