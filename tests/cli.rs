@@ -337,3 +337,30 @@ fn merging_two_reports_sums_counters_and_histogram_counts_exactly() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn under_github_actions_a_failed_threshold_is_an_error_annotation() {
+    let dir = TempDir::new("cli-gha");
+    let path = dir.write(
+        "gha.yaml",
+        &tiny("thresholds:\n  messages_delivered: [\"count > 1000000\"]\n"),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squall"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::error title=squall threshold failed::messages_delivered")),
+        "{stdout}"
+    );
+}

@@ -15,6 +15,18 @@ pub fn print(outcome: &RunOutcome, quiet: bool) {
             RunStatus::Completed => "FAIL".to_string(),
         };
         println!("squall: {} — {verdict}", r.name());
+        // Under GitHub Actions each failed threshold also becomes an error annotation,
+        // shown on the run's page without opening the log.
+        let annotate = std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+        for t in r.thresholds.iter().filter(|t| !t.ok && annotate) {
+            println!(
+                "::error title=squall threshold failed::{} `{}` (measured {}) in {}",
+                t.metric,
+                t.expression,
+                value_text(&t.metric, t.value),
+                r.name()
+            );
+        }
         for t in r.thresholds.iter().filter(|t| !t.ok) {
             println!(
                 "  threshold failed: {} `{}` (measured {})",
