@@ -203,42 +203,37 @@ impl Metrics {
             .push((connected, active_faults));
     }
 
-    /// The run-wide counters so far, without merging histograms: cheap enough for a
-    /// once-a-second status line.
-    pub fn peek(&self, c: Counter) -> u64 {
+    /// Visits every thread's recordings of every group, one thread's lock at a time.
+    fn for_each_group(&self, mut f: impl FnMut(&GroupLocal)) {
         let locals = self
             .inner
             .locals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        locals
-            .iter()
-            .map(|l| {
-                let l = l.lock().unwrap_or_else(|e| e.into_inner());
-                l.groups.iter().map(|g| g.counters[c.index()]).sum::<u64>()
-            })
-            .sum()
+        for l in &locals {
+            let l = l.lock().unwrap_or_else(|e| e.into_inner());
+            l.groups.iter().for_each(&mut f);
+        }
+    }
+
+    /// The run-wide counters so far, without merging histograms: cheap enough for a
+    /// once-a-second status line.
+    pub fn peek(&self, c: Counter) -> u64 {
+        let mut sum = 0u64;
+        self.for_each_group(|g| sum = sum.saturating_add(g.counters[c.index()]));
+        sum
     }
 
     /// A quantile of one histogram across all threads so far (for the live view);
     /// `None` before the first sample.
     pub fn peek_quantile(&self, h: Hist, q: f64) -> Option<u64> {
-        let locals = self
-            .inner
-            .locals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         let mut sum = histogram::new(h.max());
-        for l in &locals {
-            let l = l.lock().unwrap_or_else(|e| e.into_inner());
-            for g in &l.groups {
-                if let Some(part) = &g.hists[h.index()] {
-                    let _ = sum.add(part);
-                }
+        self.for_each_group(|g| {
+            if let Some(part) = &g.hists[h.index()] {
+                let _ = sum.add(part);
             }
-        }
+        });
         (!sum.is_empty()).then(|| sum.value_at_quantile(q))
     }
 
