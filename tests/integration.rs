@@ -13,6 +13,9 @@ mod scenarios;
 // Exit codes and messages of the built `squall` binary.
 mod cli;
 
+// Scoped thresholds, recovery deadlines, abort_on_fail.
+mod gate;
+
 // Whole runs in-process: server, shim, clients, report.json.
 mod end_to_end;
 

@@ -32,6 +32,7 @@ impl Exit {
         match outcome.status {
             RunStatus::Interrupted => Exit::Interrupted,
             RunStatus::Failed(_) => Exit::CouldNotRun,
+            RunStatus::Aborted(_) => Exit::ThresholdFailed,
             RunStatus::Completed if outcome.report.verdict == "pass" => Exit::Ok,
             RunStatus::Completed => Exit::ThresholdFailed,
         }

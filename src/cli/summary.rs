@@ -2,7 +2,7 @@
 //! reader of a CI log sees them, then the key figures and the report's path.
 
 use crate::metrics::Summary;
-use crate::report::markdown::{micros, value_text};
+use crate::report::markdown::{measured, micros};
 use crate::run::{RunOutcome, RunStatus};
 
 pub fn print(outcome: &RunOutcome, quiet: bool) {
@@ -11,6 +11,7 @@ pub fn print(outcome: &RunOutcome, quiet: bool) {
         let verdict = match &outcome.status {
             RunStatus::Interrupted => "INTERRUPTED".to_string(),
             RunStatus::Failed(e) => format!("COULD NOT RUN: {e}"),
+            RunStatus::Aborted(why) => format!("FAIL ({why})"),
             RunStatus::Completed if r.verdict == "pass" => "PASS".to_string(),
             RunStatus::Completed => "FAIL".to_string(),
         };
@@ -23,7 +24,7 @@ pub fn print(outcome: &RunOutcome, quiet: bool) {
                 "::error title=squall threshold failed::{} `{}` (measured {}) in {}",
                 t.metric,
                 t.expression,
-                value_text(&t.metric, t.value),
+                measured(t),
                 r.name()
             );
         }
@@ -32,7 +33,7 @@ pub fn print(outcome: &RunOutcome, quiet: bool) {
                 "  threshold failed: {} `{}` (measured {})",
                 t.metric,
                 t.expression,
-                value_text(&t.metric, t.value)
+                measured(t)
             );
         }
         let c = &r.counters;

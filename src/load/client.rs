@@ -64,6 +64,9 @@ pub struct ClientApp {
     pub live_since_us: u64,
     /// The fault touch that explains the current outage, if a fault caused it.
     pub outage_touch_us: Option<u64>,
+    /// When the current outage began (the fault's touch, or the disconnect): `Some` while
+    /// the session is down.
+    pub outage_since_us: Option<u64>,
 }
 
 impl ClientApp {
@@ -115,10 +118,18 @@ impl ClientApp {
         });
     }
 
-    /// Call once the session has ended, to close the gauge.
+    /// Call once the connection has ended, to close the gauge.
     pub fn finish(&mut self) {
         if std::mem::take(&mut self.connected) {
             self.metrics.disconnected();
+        }
+    }
+
+    /// Call once the session has ended: a session still down then never recovered.
+    pub fn session_ended(&mut self) {
+        self.finish();
+        if let Some(since) = self.outage_since_us.take() {
+            self.metrics.unrecovered(self.group, since);
         }
     }
 }
@@ -184,6 +195,7 @@ impl Application for ClientApp {
                     .and_then(|b| b.since(client, self.live_since_us))
                     .filter(|t| *t <= now);
                 let detection = self.outage_touch_us.map(|t| now - t);
+                self.outage_since_us = Some(self.outage_touch_us.unwrap_or(now));
                 self.record(|r| {
                     r.count(Counter::Disconnects, 1);
                     r.tick(Tick::Disconnects, 1);
@@ -223,6 +235,9 @@ impl Application for ClientApp {
                 let us = u64::try_from(downtime.as_micros()).unwrap_or(u64::MAX);
                 let now = self.metrics.clock().now_us();
                 let outage = self.outage_touch_us.take().map(|t| now.saturating_sub(t));
+                if let Some(since) = self.outage_since_us.take() {
+                    self.metrics.recovered(self.group, since);
+                }
                 self.record(|r| {
                     r.count(Counter::Reconnects, 1);
                     r.record(Hist::ReconnectLatency, us);

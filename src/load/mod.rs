@@ -111,6 +111,7 @@ pub fn spawn(
             touches: touches.clone(),
             live_since_us: 0,
             outage_touch_us: None,
+            outage_since_us: None,
         };
         let hard = stops.hard.clone();
         tracker.spawn(async move {
@@ -131,7 +132,7 @@ pub fn spawn(
                 app.metrics
                     .record(app.group, |r| r.count(Counter::Sessions, 1));
                 let outcome = recovery::drive(config, &mut app, hard.clone()).await;
-                app.finish();
+                app.session_ended();
                 let lost = outcome.undelivered + std::mem::take(&mut app.dropped);
                 app.metrics
                     .record(app.group, |r| r.count(Counter::MessagesLost, lost));

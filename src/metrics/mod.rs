@@ -20,7 +20,7 @@ use crate::clock::Clock;
 
 pub use histogram::{DecodeError, MAX_COUNT, MAX_MICROS, Summary, decode, encode};
 pub use names::{Counter, Hist, Tick};
-pub use snapshot::{GroupTotals, Snapshot, TimelineRow};
+pub use snapshot::{GroupTotals, ScopeTotals, Snapshot, TimelineRow};
 
 /// The metrics of one run. Cheap to clone; every clone records into the same run.
 #[derive(Clone)]
@@ -32,6 +32,7 @@ struct Inner {
     id: u64,
     clock: Clock,
     groups: Vec<String>,
+    scopes: Vec<ScopeDef>,
     locals: Mutex<Vec<Arc<Mutex<Local>>>>,
     connected: AtomicI64,
     connected_peak: AtomicI64,
@@ -46,9 +47,10 @@ thread_local! {
     static SLOTS: RefCell<Vec<(u64, Weak<Mutex<Local>>)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// What one thread recorded, per client group.
+/// What one thread recorded, per client group, and per scope and client group.
 pub struct Local {
     groups: Vec<GroupLocal>,
+    scopes: Vec<Vec<GroupLocal>>,
 }
 
 pub(crate) struct GroupLocal {
@@ -72,41 +74,110 @@ impl GroupLocal {
 }
 
 /// Records for one client group; handed to a recording closure by [`Metrics::record`].
+/// Counters and histograms also go to every scope open at the moment of recording.
 pub struct Recorder<'a> {
-    group: &'a mut GroupLocal,
+    local: &'a mut Local,
+    group: usize,
     second: usize,
+    /// Bit `i`: scope `i` covers this moment.
+    active: u64,
 }
 
 impl Recorder<'_> {
+    /// Runs `f` on the group's recordings and on those of each scope open now.
+    fn each(&mut self, mut f: impl FnMut(&mut GroupLocal)) {
+        f(&mut self.local.groups[self.group]);
+        let mut bits = self.active;
+        while bits != 0 {
+            let scope = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            f(&mut self.local.scopes[scope][self.group]);
+        }
+    }
+
     pub fn count(&mut self, c: Counter, n: u64) {
-        let slot = &mut self.group.counters[c.index()];
-        *slot = slot.saturating_add(n);
+        self.each(|g| {
+            let slot = &mut g.counters[c.index()];
+            *slot = slot.saturating_add(n);
+        });
     }
 
     /// Records a sample; values above the histogram's range saturate at its top.
     pub fn record(&mut self, h: Hist, value: u64) {
-        self.group.hists[h.index()]
-            .get_or_insert_with(|| histogram::new(h.max()))
-            .saturating_record(value.max(if h.is_micros() { 1 } else { 0 }));
+        let value = value.max(if h.is_micros() { 1 } else { 0 });
+        self.each(|g| {
+            g.hists[h.index()]
+                .get_or_insert_with(|| histogram::new(h.max()))
+                .saturating_record(value)
+        });
     }
 
     pub fn close_code(&mut self, code: u16) {
-        *self.group.close_codes.entry(code).or_default() += 1;
+        self.each(|g| *g.close_codes.entry(code).or_default() += 1);
     }
 
-    /// Adds to this second's row of the timeline.
+    /// Adds to this second's row of the timeline (run-wide, not per scope).
     pub fn tick(&mut self, t: Tick, n: u64) {
+        let group = &mut self.local.groups[self.group];
         // A run is bounded (validated to at most 30 days), so the row index stays sane.
-        if self.group.ticks.len() <= self.second {
-            self.group.ticks.resize(self.second + 1, [0; Tick::COUNT]);
+        if group.ticks.len() <= self.second {
+            group.ticks.resize(self.second + 1, [0; Tick::COUNT]);
         }
-        self.group.ticks[self.second][t as usize] += n;
+        group.ticks[self.second][t as usize] += n;
+    }
+}
+
+/// A part of the run that scoped thresholds look at: while one fault's windows are open
+/// (`during:`), or from the end of each window to the start of the next (`after:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeDef {
+    /// `during:partition`, `after:partition`.
+    pub key: String,
+    pub after: bool,
+    /// The fault's windows in µs on the run clock, `[start, end)`, sorted and disjoint;
+    /// an end of `u64::MAX` stays open to the end of the run.
+    pub windows: Vec<(u64, u64)>,
+}
+
+impl ScopeDef {
+    /// At most this many scopes per run (one bit each in a recorder).
+    pub const MAX: usize = 64;
+
+    /// Whether a moment `t` (µs) falls inside the scope.
+    pub fn covers(&self, t: u64) -> bool {
+        // The last window that started at or before `t`; the next one starts after it.
+        match self.windows.partition_point(|w| w.0 <= t) {
+            0 => false,
+            i => {
+                let end = self.windows[i - 1].1;
+                if self.after { t >= end } else { t < end }
+            }
+        }
+    }
+
+    /// For an `after:` scope: the end of the window an outage starting at `t` belongs to
+    /// (it began while the window was open or in its aftermath), if it ever closed.
+    pub fn recovers_from(&self, t: u64) -> Option<u64> {
+        if !self.after {
+            return None;
+        }
+        match self.windows.partition_point(|w| w.0 <= t) {
+            0 => None,
+            i => Some(self.windows[i - 1].1).filter(|end| *end != u64::MAX),
+        }
     }
 }
 
 impl Metrics {
     /// Metrics for a run whose clients fall in `groups` (at least one name).
     pub fn new(clock: Clock, groups: Vec<String>) -> Self {
+        Self::scoped(clock, groups, Vec::new())
+    }
+
+    /// Metrics that also keep what happens inside each of `scopes` (at most
+    /// [`ScopeDef::MAX`]; validation keeps scenarios within it, extra ones are ignored).
+    pub fn scoped(clock: Clock, groups: Vec<String>, mut scopes: Vec<ScopeDef>) -> Self {
+        scopes.truncate(ScopeDef::MAX);
         let groups = if groups.is_empty() {
             vec!["default".to_string()]
         } else {
@@ -117,6 +188,7 @@ impl Metrics {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 clock,
                 groups,
+                scopes,
                 locals: Mutex::new(Vec::new()),
                 connected: AtomicI64::new(0),
                 connected_peak: AtomicI64::new(0),
@@ -140,12 +212,66 @@ impl Metrics {
         // Only this thread and the final merge ever lock it, so this never waits on
         // another recorder; a poisoned lock still holds valid counts.
         let mut local = local.lock().unwrap_or_else(|e| e.into_inner());
-        let idx = group.min(local.groups.len() - 1);
-        let second = self.inner.clock.elapsed().as_secs() as usize;
+        let group = group.min(local.groups.len() - 1);
+        let now = self.inner.clock.now_us();
+        let active = self.active_scopes(now);
         f(&mut Recorder {
-            group: &mut local.groups[idx],
-            second,
+            local: &mut local,
+            group,
+            second: (now / 1_000_000) as usize,
+            active,
         })
+    }
+
+    fn active_scopes(&self, now: u64) -> u64 {
+        self.inner
+            .scopes
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.covers(now))
+            .fold(0, |bits, (i, _)| bits | 1 << i)
+    }
+
+    pub fn scopes(&self) -> &[ScopeDef] {
+        &self.inner.scopes
+    }
+
+    /// A client's session, down since `outage_us` (the fault that broke it, or its own
+    /// noticing), resumed now: its recovery time after each fault window it belongs to.
+    pub fn recovered(&self, group: usize, outage_us: u64) {
+        let now = self.inner.clock.now_us();
+        self.each_recovery(group, outage_us, |g, end| {
+            g.hists[Hist::RecoveryTime.index()]
+                .get_or_insert_with(|| histogram::new(Hist::RecoveryTime.max()))
+                .saturating_record(now.saturating_sub(end).max(1));
+        });
+    }
+
+    /// A client's session, down since `outage_us`, was still down when it stopped.
+    pub fn unrecovered(&self, group: usize, outage_us: u64) {
+        self.record(group, |r| {
+            let g = &mut r.local.groups[r.group];
+            g.counters[Counter::Unrecovered.index()] += 1;
+        });
+        self.each_recovery(group, outage_us, |g, _| {
+            g.counters[Counter::Unrecovered.index()] += 1;
+        });
+    }
+
+    /// Runs `f` on this thread's recordings of `group` in every `after:` scope that an
+    /// outage starting at `outage_us` belongs to, with the end of its window.
+    fn each_recovery(&self, group: usize, outage_us: u64, mut f: impl FnMut(&mut GroupLocal, u64)) {
+        if self.inner.scopes.iter().all(|s| !s.after) {
+            return;
+        }
+        let local = self.local();
+        let mut local = local.lock().unwrap_or_else(|e| e.into_inner());
+        let group = group.min(local.groups.len() - 1);
+        for (i, scope) in self.inner.scopes.iter().enumerate() {
+            if let Some(end) = scope.recovers_from(outage_us) {
+                f(&mut local.scopes[i][group], end);
+            }
+        }
     }
 
     fn local(&self) -> Arc<Mutex<Local>> {
@@ -159,13 +285,16 @@ impl Metrics {
                 return found;
             }
             slots.retain(|(_, weak)| weak.strong_count() > 0);
-            let local = Arc::new(Mutex::new(Local {
-                groups: self
-                    .inner
+            let groups = || {
+                self.inner
                     .groups
                     .iter()
                     .map(|_| GroupLocal::new())
-                    .collect(),
+                    .collect()
+            };
+            let local = Arc::new(Mutex::new(Local {
+                groups: groups(),
+                scopes: self.inner.scopes.iter().map(|_| groups()).collect(),
             }));
             self.inner
                 .locals
@@ -258,7 +387,24 @@ impl Metrics {
             .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()))
             .collect();
         let parts: Vec<&[GroupLocal]> = guards.iter().map(|g| g.groups.as_slice()).collect();
-        Snapshot::merge(&self.inner.groups, &parts, &samples, peak)
+        let mut snap = Snapshot::merge(&self.inner.groups, &parts, &samples, peak);
+        snap.scopes = self
+            .inner
+            .scopes
+            .iter()
+            .enumerate()
+            .map(|(i, def)| {
+                let parts: Vec<&[GroupLocal]> =
+                    guards.iter().map(|g| g.scopes[i].as_slice()).collect();
+                let merged = Snapshot::merge(&self.inner.groups, &parts, &[], 0);
+                ScopeTotals {
+                    def: def.clone(),
+                    groups: merged.groups,
+                    total: merged.total,
+                }
+            })
+            .collect();
+        snap
     }
 }
 
@@ -292,6 +438,78 @@ mod tests {
         assert_eq!(snap.total.hist(Hist::MessageRtt).len(), 4000);
         assert_eq!(snap.clients_connected_peak, 2);
         assert_eq!(snap.timeline[0].messages_sent, 4000);
+    }
+
+    #[test]
+    fn scopes_cover_their_windows_or_what_follows_them() {
+        let during = ScopeDef {
+            key: "during:f".into(),
+            after: false,
+            windows: vec![(1_000, 2_000), (5_000, 6_000), (9_000, u64::MAX)],
+        };
+        let after = ScopeDef {
+            after: true,
+            key: "after:f".into(),
+            ..during.clone()
+        };
+        for (t, inside_during, inside_after, recovers_from) in [
+            (0, false, false, None),
+            (1_000, true, false, Some(2_000)),
+            (1_999, true, false, Some(2_000)),
+            (2_000, false, true, Some(2_000)),
+            (4_999, false, true, Some(2_000)),
+            (5_500, true, false, Some(6_000)),
+            (7_000, false, true, Some(6_000)),
+            // The last window never closes: nothing comes after it.
+            (9_500, true, false, None),
+        ] {
+            assert_eq!(during.covers(t), inside_during, "during at {t}");
+            assert_eq!(after.covers(t), inside_after, "after at {t}");
+            assert_eq!(after.recovers_from(t), recovers_from, "recovery at {t}");
+            assert_eq!(during.recovers_from(t), None);
+        }
+    }
+
+    #[test]
+    fn samples_and_recoveries_land_in_the_scopes_open_at_the_time() {
+        let clock = Clock::start();
+        let now = clock.now_us();
+        let scopes = vec![
+            ScopeDef {
+                key: "during:f".into(),
+                after: false,
+                windows: vec![(0, now + 60_000_000)],
+            },
+            ScopeDef {
+                key: "after:g".into(),
+                after: true,
+                windows: vec![(0, 1)],
+            },
+        ];
+        let m = Metrics::scoped(clock, vec!["a".into(), "b".into()], scopes);
+        m.record(1, |r| {
+            r.count(Counter::Disconnects, 2);
+            r.record(Hist::ReconnectLatency, 500);
+            r.tick(Tick::Disconnects, 2);
+        });
+        m.recovered(1, 0);
+        m.unrecovered(0, 0);
+        let snap = m.snapshot();
+        assert_eq!(snap.total.counter(Counter::Disconnects), 2);
+        assert_eq!(snap.total.counter(Counter::Unrecovered), 1);
+        let (during, after) = (&snap.scopes[0], &snap.scopes[1]);
+        // Both scopes are open now: `f` for a minute, and the aftermath of `g`.
+        for scope in [during, after] {
+            assert_eq!(scope.total.counter(Counter::Disconnects), 2);
+            assert_eq!(scope.groups[1].counter(Counter::Disconnects), 2);
+            assert_eq!(scope.total.hist(Hist::ReconnectLatency).len(), 1);
+        }
+        assert_eq!(after.total.hist(Hist::RecoveryTime).len(), 1);
+        assert_eq!(after.groups[0].counter(Counter::Unrecovered), 1);
+        assert_eq!(during.total.hist(Hist::RecoveryTime).len(), 0);
+        assert_eq!(during.total.counter(Counter::Unrecovered), 0);
+        // The timeline is run-wide only.
+        assert_eq!(snap.timeline[0].disconnects, 2);
     }
 
     #[test]

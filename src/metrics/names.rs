@@ -38,10 +38,12 @@ pub enum Counter {
     ServerSent,
     /// Of those, acknowledged by clients: delivered to their applications.
     ServerSentAcked,
+    /// Clients whose session was down when the run (or their period) ended.
+    Unrecovered,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 22] = [
+    pub const ALL: [Counter; 23] = [
         Counter::Sessions,
         Counter::MessagesSent,
         Counter::MessagesDelivered,
@@ -64,6 +66,7 @@ impl Counter {
         Counter::ServerReceived,
         Counter::ServerSent,
         Counter::ServerSentAcked,
+        Counter::Unrecovered,
     ];
 
     pub fn index(self) -> usize {
@@ -95,6 +98,7 @@ impl Counter {
             Counter::ServerReceived => "server_received",
             Counter::ServerSent => "server_sent",
             Counter::ServerSentAcked => "server_sent_acked",
+            Counter::Unrecovered => "unrecovered",
         }
     }
 }
@@ -112,10 +116,13 @@ pub enum Hist {
     MessageRttUncorrected,
     RetransmitsPerMessage,
     AttemptsPerReconnect,
+    /// From the end of a fault's window to a client's session resumed, for clients whose
+    /// outage began in that window or after it; recorded only in `after:` scopes.
+    RecoveryTime,
 }
 
 impl Hist {
-    pub const ALL: [Hist; 7] = [
+    pub const ALL: [Hist; 8] = [
         Hist::ReconnectLatency,
         Hist::DetectionLatency,
         Hist::Downtime,
@@ -123,6 +130,7 @@ impl Hist {
         Hist::MessageRttUncorrected,
         Hist::RetransmitsPerMessage,
         Hist::AttemptsPerReconnect,
+        Hist::RecoveryTime,
     ];
 
     pub fn index(self) -> usize {
@@ -138,7 +146,19 @@ impl Hist {
             Hist::MessageRttUncorrected => "message_rtt_uncorrected",
             Hist::RetransmitsPerMessage => "retransmits_per_message",
             Hist::AttemptsPerReconnect => "attempts_per_reconnect",
+            Hist::RecoveryTime => "recovery_time",
         }
+    }
+
+    /// The histogram a report name (`reconnect_latency`, or `…{after:fault}`) is about.
+    pub fn by_name(name: &str) -> Option<Hist> {
+        let bare = name.split('{').next().unwrap_or(name).trim();
+        Hist::ALL.into_iter().find(|h| h.name() == bare)
+    }
+
+    /// Recorded only inside `after:` scopes, so absent from the run-wide histograms.
+    pub fn scoped_only(self) -> bool {
+        self == Hist::RecoveryTime
     }
 
     /// True for histograms in microseconds; false for counts.

@@ -91,6 +91,16 @@ pub struct Snapshot {
     pub total: GroupTotals,
     pub timeline: Vec<TimelineRow>,
     pub clients_connected_peak: u64,
+    /// What happened inside each scope of the run, in the order of its definitions.
+    pub scopes: Vec<ScopeTotals>,
+}
+
+/// Everything recorded inside one scope, per client group and in total.
+#[derive(Debug, Clone)]
+pub struct ScopeTotals {
+    pub def: super::ScopeDef,
+    pub groups: Vec<GroupTotals>,
+    pub total: GroupTotals,
 }
 
 impl Snapshot {
@@ -143,6 +153,7 @@ impl Snapshot {
             total,
             timeline,
             clients_connected_peak,
+            scopes: Vec::new(),
         }
     }
 }

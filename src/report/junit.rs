@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use super::markdown::value_text;
+use super::markdown::measured;
 
 /// Renders the report's thresholds as a JUnit XML document.
 pub fn render(r: &Report) -> String {
@@ -41,7 +41,7 @@ pub fn render(r: &Report) -> String {
         );
         if !t.ok {
             failures += 1;
-            let measured = value_text(&t.metric, t.value);
+            let measured = measured(t);
             let _ = write!(
                 cases,
                 "\n      <failure message=\"{} failed: measured {}\" type=\"threshold\">{} {} (measured {})</failure>\n    ",

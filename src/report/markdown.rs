@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use super::model::{Counters, Report};
-use crate::metrics::Summary;
+use super::model::{Counters, Report, ThresholdResult};
+use crate::metrics::{Hist, Summary};
 
 /// Renders the whole report as Markdown.
 pub fn render(r: &Report) -> String {
@@ -26,7 +26,7 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
             "- failed: `{}` on `{}` (measured {})",
             t.expression,
             t.metric,
-            value_text(&t.metric, t.value)
+            measured(t)
         )?;
     }
     if r.run.interrupted {
@@ -35,8 +35,10 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
             "- the run was **interrupted** before its end: figures cover what ran"
         )?;
     }
-    if let Some(e) = &r.run.error {
-        writeln!(o, "- the run **failed**: {e}")?;
+    match (&r.run.error, r.run.status.as_str()) {
+        (Some(e), "aborted") => writeln!(o, "- the run was **{e}**, by `abort_on_fail`")?,
+        (Some(e), _) => writeln!(o, "- the run **failed**: {e}")?,
+        (None, _) => {}
     }
     writeln!(o)?;
     writeln!(
@@ -195,6 +197,60 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(o)?;
     }
 
+    if !r.scopes.is_empty() {
+        writeln!(o, "## During and after the faults\n")?;
+        writeln!(
+            o,
+            "What happened while a fault's windows were open (`during:`), and from each window's end \
+             to the next one's start (`after:`); `recovery` times each client whose outage began in \
+             a window or its aftermath from that window's end to its session resumed.\n"
+        )?;
+        writeln!(
+            o,
+            "| scope | disconnects | reconnects | reconnect p99 | recovery p50 | recovery p99 | recovery max | not resumed |"
+        )?;
+        writeln!(
+            o,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )?;
+        for scope in &r.scopes {
+            let h = |name: &str, f: fn(&Summary) -> u64| {
+                scope
+                    .histograms
+                    .get(name)
+                    .filter(|s| s.count > 0)
+                    .map(|s| micros(f(s)))
+                    .unwrap_or_else(|| "–".to_string())
+            };
+            let c = &scope.counters;
+            let after = scope.scope.starts_with("after:");
+            let recovery = |f: fn(&Summary) -> u64| {
+                if after {
+                    h("recovery_time", f)
+                } else {
+                    "n/a".to_string()
+                }
+            };
+            writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                scope.scope,
+                c.disconnects,
+                c.reconnects,
+                h("reconnect_latency", |s| s.p99),
+                recovery(|s| s.p50),
+                recovery(|s| s.p99),
+                recovery(|s| s.max),
+                if after {
+                    c.unrecovered.to_string()
+                } else {
+                    "n/a".to_string()
+                }
+            )?;
+        }
+        writeln!(o)?;
+    }
+
     writeln!(o, "## Thresholds\n")?;
     if r.thresholds.is_empty() {
         writeln!(o, "None set.")?;
@@ -208,7 +264,7 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
                 "| {} | `{}` | {} | {} |",
                 t.metric,
                 t.expression,
-                value_text(&t.metric, t.value),
+                measured(t),
                 result
             )?;
         }
@@ -278,16 +334,24 @@ fn is_count(metric: &str) -> bool {
 }
 
 /// A measured threshold value in its unit.
+/// What a threshold measured, with why it failed beyond its value when there is a reason.
+pub fn measured(t: &ThresholdResult) -> String {
+    // A count of a latency histogram is a number of samples, not a time.
+    let value = if t.expression.trim_start().starts_with("count") {
+        value_text("count", t.value)
+    } else {
+        value_text(&t.metric, t.value)
+    };
+    match &t.note {
+        Some(note) => format!("{value}; {note}"),
+        None => value,
+    }
+}
+
 pub fn value_text(metric: &str, v: Option<f64>) -> String {
     match v {
         None => "no data".to_string(),
-        Some(v)
-            if metric.ends_with("_latency")
-                || metric == "downtime"
-                || metric.starts_with("message_rtt") =>
-        {
-            micros(v.round() as u64)
-        }
+        Some(v) if Hist::by_name(metric).is_some_and(Hist::is_micros) => micros(v.round() as u64),
         Some(v) if v.fract() == 0.0 => format!("{v}"),
         Some(v) => format!("{v:.3}"),
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Counters, Delivery, Report, ReportError};
+use super::{Counters, Delivery, GroupReport, Report, ReportError};
 use crate::events::FaultSummary;
 use crate::metrics::{self, Summary};
 
@@ -31,13 +31,15 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
     for r in &reports[1..] {
         out.counters = add_counters(&out.counters, &r.counters)?;
         out.histograms = add_histograms(&out.histograms, &r.histograms)?;
-        for g in &r.groups {
-            match out.groups.iter_mut().find(|mine| mine.name == g.name) {
+        add_groups(&mut out.groups, &r.groups)?;
+        for s in &r.scopes {
+            match out.scopes.iter_mut().find(|mine| mine.scope == s.scope) {
                 Some(mine) => {
-                    mine.counters = add_counters(&mine.counters, &g.counters)?;
-                    mine.histograms = add_histograms(&mine.histograms, &g.histograms)?;
+                    mine.counters = add_counters(&mine.counters, &s.counters)?;
+                    mine.histograms = add_histograms(&mine.histograms, &s.histograms)?;
+                    add_groups(&mut mine.groups, &s.groups)?;
                 }
-                None => out.groups.push(g.clone()),
+                None => out.scopes.push(s.clone()),
             }
         }
         add_timeline(&mut out, r);
@@ -59,6 +61,19 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         closes: c.messages_sent == c.messages_delivered + c.messages_lost,
     };
     Ok(out)
+}
+
+fn add_groups(out: &mut Vec<GroupReport>, theirs: &[GroupReport]) -> Result<(), ReportError> {
+    for g in theirs {
+        match out.iter_mut().find(|mine| mine.name == g.name) {
+            Some(mine) => {
+                mine.counters = add_counters(&mine.counters, &g.counters)?;
+                mine.histograms = add_histograms(&mine.histograms, &g.histograms)?;
+            }
+            None => out.push(g.clone()),
+        }
+    }
+    Ok(())
 }
 
 /// Sums every number of two counter sets (peaks too: shards run side by side, so the

@@ -24,6 +24,9 @@ pub struct Report {
     pub delivery: Delivery,
     pub timeline: Vec<TimelineRow>,
     pub faults: Vec<FaultSummary>,
+    /// What happened during and after the faults that scoped thresholds name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<ScopeReport>,
     pub thresholds: Vec<ThresholdResult>,
     /// `pass` when every threshold held and the run completed; `fail` otherwise.
     pub verdict: String,
@@ -85,6 +88,9 @@ pub struct Counters {
     /// Of those, acknowledged by clients (so delivered to their applications).
     #[serde(default)]
     pub server_sent_acked: u64,
+    /// Clients whose session was still down when the run ended.
+    #[serde(default)]
+    pub unrecovered: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -101,6 +107,21 @@ pub struct GroupReport {
     pub name: String,
     pub counters: Counters,
     pub histograms: BTreeMap<String, Summary>,
+}
+
+/// One scope of the run: while a named fault's windows were open (`during:name`), or
+/// from the end of each window to the start of the next (`after:name`). Counters count
+/// what happened inside; histogram samples are placed by when they were recorded, and
+/// `recovery_time` (in `after:` scopes only) times each client from the window's end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScopeReport {
+    /// `during:partition`, `after:partition`.
+    pub scope: String,
+    /// The fault's planned windows, µs from the start; no end: open to the end of the run.
+    pub windows: Vec<(u64, Option<u64>)>,
+    pub counters: Counters,
+    pub histograms: BTreeMap<String, Summary>,
+    pub groups: Vec<GroupReport>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +143,9 @@ pub struct ThresholdResult {
     pub value: Option<f64>,
     pub ok: bool,
     pub abort_on_fail: bool,
+    /// Why the threshold failed beyond its value (e.g. clients that never resumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Counters {
@@ -157,6 +181,7 @@ impl Counters {
             server_received: t.counter(Counter::ServerReceived),
             server_sent: t.counter(Counter::ServerSent),
             server_sent_acked: t.counter(Counter::ServerSentAcked),
+            unrecovered: t.counter(Counter::Unrecovered),
         }
     }
 
@@ -186,16 +211,42 @@ impl Counters {
             "server_received" => self.server_received,
             "server_sent" => self.server_sent,
             "server_sent_acked" => self.server_sent_acked,
+            "unrecovered" => self.unrecovered,
             _ => return None,
         })
     }
 }
 
-/// Every histogram of `t` by report name.
+/// Every run-wide histogram of `t` by report name.
 pub fn histograms(t: &GroupTotals) -> BTreeMap<String, Summary> {
     Hist::ALL
         .iter()
+        .filter(|h| !h.scoped_only())
         .map(|h| (h.name().to_string(), Summary::of(t.hist(*h))))
+        .collect()
+}
+
+/// The histograms a scope keeps: the run-wide ones, and `recovery_time` after a fault.
+fn scope_histograms(t: &GroupTotals, after: bool) -> BTreeMap<String, Summary> {
+    Hist::ALL
+        .iter()
+        .filter(|h| after || !h.scoped_only())
+        .map(|h| (h.name().to_string(), Summary::of(t.hist(*h))))
+        .collect()
+}
+
+fn group_reports(
+    groups: &[GroupTotals],
+    hists: impl Fn(&GroupTotals) -> BTreeMap<String, Summary>,
+) -> Vec<GroupReport> {
+    groups
+        .iter()
+        .map(|g| GroupReport {
+            name: g.name.clone(),
+            // The peak gauge is run-wide; per group it is not measured.
+            counters: Counters::from_totals(g, 0),
+            histograms: hists(g),
+        })
         .collect()
 }
 
@@ -215,14 +266,24 @@ impl Report {
             lost: counters.messages_lost,
             closes: counters.messages_sent == counters.messages_delivered + counters.messages_lost,
         };
-        let groups = snap
-            .groups
+        let groups = group_reports(&snap.groups, histograms);
+        let scopes = snap
+            .scopes
             .iter()
-            .map(|g| GroupReport {
-                name: g.name.clone(),
-                // The peak gauge is run-wide; per group it is not measured.
-                counters: Counters::from_totals(g, 0),
-                histograms: histograms(g),
+            .map(|s| {
+                let after = s.def.after;
+                ScopeReport {
+                    scope: s.def.key.clone(),
+                    windows: s
+                        .def
+                        .windows
+                        .iter()
+                        .map(|(start, end)| (*start, Some(*end).filter(|e| *e != u64::MAX)))
+                        .collect(),
+                    counters: Counters::from_totals(&s.total, 0),
+                    histograms: scope_histograms(&s.total, after),
+                    groups: group_reports(&s.groups, |g| scope_histograms(g, after)),
+                }
             })
             .collect();
         Report {
@@ -235,6 +296,7 @@ impl Report {
             delivery,
             timeline: snap.timeline.clone(),
             faults,
+            scopes,
             thresholds: Vec::new(),
             verdict: "pass".to_string(),
         }

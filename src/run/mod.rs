@@ -18,9 +18,9 @@ use crate::clock::Clock;
 use crate::events;
 use crate::gate;
 use crate::load::{self, Stops};
-use crate::metrics::{Counter, Metrics};
+use crate::metrics::{Counter, Metrics, ScopeDef, Snapshot};
 use crate::report::{self, Report, ReportError, RunInfo};
-use crate::scenario::{Scenario, Target};
+use crate::scenario::{Scenario, Scope, Target, Threshold};
 use crate::shim::{Shim, ShimConfig, ShimHandle};
 use crate::target::{self, ServerHandle};
 use crate::touch::TouchBoard;
@@ -42,6 +42,8 @@ pub struct RunOptions {
 pub enum RunStatus {
     Completed,
     Interrupted,
+    /// A threshold with `abort_on_fail` failed for good; says which and when.
+    Aborted(String),
     /// The harness could not go on (a component failed to start, resources ran out).
     Failed(String),
 }
@@ -89,9 +91,10 @@ pub async fn run(
     let dir = report::run_dir(&parent, &scenario.name, started_at)?;
     let (events, ledger) =
         events::spawn_log(clock, Some(dir.join("events.jsonl"))).map_err(RunError::Events)?;
-    let metrics = Metrics::new(
+    let metrics = Metrics::scoped(
         clock,
         scenario.groups.iter().map(|g| g.name.clone()).collect(),
+        scopes(&scenario),
     );
     let touches = Arc::new(TouchBoard::new(scenario.peak_clients() as usize));
 
@@ -125,10 +128,8 @@ pub async fn run(
                 let status = match spawned {
                     Err(e) => RunStatus::Failed(format!("target: {e}")),
                     Ok(()) => {
-                        drive(
-                            &scenario, &opts, &metrics, &shim, &interrupt, &stops, &clients,
-                        )
-                        .await
+                        let watch = AbortWatch::new(&scenario, started_at, server.as_ref());
+                        drive(&opts, &metrics, &shim, &interrupt, &stops, &clients, &watch).await
                     }
                 };
                 live::clear(opts.live);
@@ -154,8 +155,22 @@ pub async fn run(
         .and_then(Result::ok)
         .unwrap_or_default();
 
+    let snap = snapshot(&metrics, server.as_ref());
+    let run_info = run_info(&scenario, started_at, clock, &status);
+    let mut report = Report::build(scenario.to_json(), run_info, &snap, faults);
+    gate::judge(&mut report, &scenario.thresholds);
+    report::write_all(&dir, &report, &scenario.report.formats)?;
+    Ok(RunOutcome {
+        report,
+        dir,
+        status,
+    })
+}
+
+/// The run's metrics merged, with the built-in server's own ledger where there is one.
+fn snapshot(metrics: &Metrics, server: Option<&ServerHandle>) -> Snapshot {
     let mut snap = metrics.snapshot();
-    if let Some(server) = &server {
+    if let Some(server) = server {
         // The server application's own record: deliveries it had already had are
         // duplicates whatever the protocol state claimed.
         let ledger = server.ledger();
@@ -167,32 +182,125 @@ pub async fn run(
         snap.total
             .set_counter(Counter::ServerSentAcked, ledger.acked);
     }
-    let run_info = RunInfo {
+    snap
+}
+
+fn run_info(
+    scenario: &Scenario,
+    started_at: SystemTime,
+    clock: Clock,
+    status: &RunStatus,
+) -> RunInfo {
+    RunInfo {
         started_at: humantime::format_rfc3339_millis(started_at).to_string(),
         duration_s: (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         seed: scenario.seed,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        interrupted: status == RunStatus::Interrupted,
-        status: match &status {
+        interrupted: *status == RunStatus::Interrupted,
+        status: match status {
             RunStatus::Completed => "completed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Aborted(_) => "aborted",
             RunStatus::Failed(_) => "failed",
         }
         .to_string(),
-        error: match &status {
-            RunStatus::Failed(e) => Some(e.clone()),
+        error: match status {
+            RunStatus::Failed(e) | RunStatus::Aborted(e) => Some(e.clone()),
             _ => None,
         },
         shard: None,
-    };
-    let mut report = Report::build(scenario.to_json(), run_info, &snap, faults);
-    gate::judge(&mut report, &scenario.thresholds);
-    report::write_all(&dir, &report, &scenario.report.formats)?;
-    Ok(RunOutcome {
-        report,
-        dir,
-        status,
-    })
+    }
+}
+
+/// The thresholds with `abort_on_fail`, judged every second on the data so far.
+struct AbortWatch<'a> {
+    scenario: &'a Scenario,
+    thresholds: Vec<&'a Threshold>,
+    json: serde_json::Value,
+    started_at: SystemTime,
+    server: Option<&'a ServerHandle>,
+}
+
+impl<'a> AbortWatch<'a> {
+    fn new(
+        scenario: &'a Scenario,
+        started_at: SystemTime,
+        server: Option<&'a ServerHandle>,
+    ) -> Self {
+        let thresholds: Vec<&Threshold> = scenario
+            .thresholds
+            .iter()
+            .filter(|t| t.abort_on_fail)
+            .collect();
+        AbortWatch {
+            scenario,
+            json: if thresholds.is_empty() {
+                serde_json::Value::Null
+            } else {
+                scenario.to_json()
+            },
+            thresholds,
+            started_at,
+            server,
+        }
+    }
+
+    /// Why the run must stop now, if a threshold has failed for good. A threshold with
+    /// nothing measured yet waits; see [`gate::failure_is_final`] for the rest.
+    fn check(&self, metrics: &Metrics) -> Option<String> {
+        let clock = metrics.clock();
+        let elapsed = clock.elapsed();
+        let due: Vec<&Threshold> = self
+            .thresholds
+            .iter()
+            .copied()
+            .filter(|t| elapsed >= t.delay_abort_eval)
+            .collect();
+        if due.is_empty() {
+            return None;
+        }
+        let snap = snapshot(metrics, self.server);
+        let info = run_info(self.scenario, self.started_at, clock, &RunStatus::Completed);
+        let report = Report::build(self.json.clone(), info, &snap, Vec::new());
+        due.into_iter().find_map(|t| {
+            let judged = gate::evaluate(&report, t);
+            let value = judged.value?;
+            (!judged.ok && gate::failure_is_final(t, value)).then(|| {
+                format!(
+                    "aborted at {:.1}s: threshold {} `{}` failed (measured {})",
+                    elapsed.as_secs_f64(),
+                    judged.metric,
+                    judged.expression,
+                    report::markdown::measured(&judged)
+                )
+            })
+        })
+    }
+}
+
+/// The scopes the scenario's scoped thresholds look at, each with its fault's windows.
+fn scopes(scenario: &Scenario) -> Vec<ScopeDef> {
+    let mut wanted: Vec<&Scope> = scenario
+        .thresholds
+        .iter()
+        .filter_map(|t| t.scope.as_ref())
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    wanted
+        .into_iter()
+        .map(|scope| ScopeDef {
+            key: scope.key(),
+            after: matches!(scope, Scope::After(_)),
+            windows: scenario
+                .fault_spans(scope.fault())
+                .unwrap_or_default()
+                .iter()
+                .map(|span| (us(span.start), span.end.map_or(u64::MAX, us)))
+                .collect(),
+        })
+        .collect()
 }
 
 /// Starts the target (unless external) and the shim in front of it; returns the shim, the
@@ -295,15 +403,17 @@ async fn external_upstream(url: &str) -> Result<SocketAddr, String> {
 
 /// Runs the clock: a sample every second, the live line, then the two-step stop.
 async fn drive(
-    scenario: &Scenario,
     opts: &RunOptions,
     metrics: &Metrics,
     shim: &ShimHandle,
     interrupt: &CancellationToken,
     stops: &Stops,
     clients: &TaskTracker,
+    watch: &AbortWatch<'_>,
 ) -> RunStatus {
+    let scenario = watch.scenario;
     let clock = metrics.clock();
+    let mut aborted = None;
     let end = clock.at(scenario.duration);
     let mut tick = tokio::time::interval_at(
         clock.origin() + Duration::from_secs(1),
@@ -321,6 +431,10 @@ async fn drive(
             _ = tick.tick() => {
                 metrics.sample_second(shim.active_faults());
                 status.show(opts.live, metrics, shim);
+                if let Some(why) = watch.check(metrics) {
+                    aborted = Some(why);
+                    break;
+                }
             }
         }
     }
@@ -351,5 +465,8 @@ async fn drive(
             }
         }
     }
-    RunStatus::Completed
+    match aborted {
+        Some(why) => RunStatus::Aborted(why),
+        None => RunStatus::Completed,
+    }
 }

@@ -169,13 +169,26 @@ pub fn from_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
         ));
     }
     let spec = yaml::parse::<spec::ScenarioSpec>(text).map_err(|rejection| {
-        let (path, message) = messages::rewrite(rejection.path, &rejection.message);
+        let (path, mut message) = messages::rewrite(rejection.path, &rejection.message);
+        if let Some(hint) = rejection.position.and_then(|p| scoped_key_hint(text, p)) {
+            message += hint;
+        }
         ScenarioError::invalid(origin, rejection.position, path, message)
     })?;
     validate::scenario(&spec).map_err(|invalid| {
         let position = position_of(text, &invalid.path, invalid.anchor);
         ScenarioError::invalid(origin, position, &invalid.path, invalid.message)
     })
+}
+
+/// `reconnect_latency{after: cut}:` unquoted is broken YAML (the `: ` inside the braces
+/// ends the key); say how to write it.
+fn scoped_key_hint(text: &str, at: Position) -> Option<&'static str> {
+    let line = text.lines().nth(at.line.checked_sub(1)?)?;
+    let key = line.trim_start().split_once('{')?.1;
+    (key.trim_start().starts_with("after") || key.trim_start().starts_with("during")).then_some(
+        "; a scoped threshold's key must be quoted, like \"reconnect_latency{after: cut}\", or written without the space: reconnect_latency{after:cut}",
+    )
 }
 
 /// Only comments, blank lines and document markers.

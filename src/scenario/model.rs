@@ -508,6 +508,8 @@ impl ServerFaultKind {
 pub struct Threshold {
     /// A counter or histogram name of the report (`reconnect_latency`, `messages_lost`, …).
     pub metric: String,
+    /// Judged over the whole run (`None`) or only during / after a named fault.
+    pub scope: Option<Scope>,
     pub stat: Stat,
     pub op: CompareOp,
     /// In the metric's unit: microseconds for latency histograms, plain numbers otherwise.
@@ -515,6 +517,45 @@ pub struct Threshold {
     /// The expression as written, for messages and reports.
     pub source: String,
     pub abort_on_fail: bool,
+    /// With `abort_on_fail`: no early stop before this much run time has passed.
+    pub delay_abort_eval: Duration,
+}
+
+impl Threshold {
+    /// The metric as the report names it: `reconnect_latency` or
+    /// `reconnect_latency{after:partition}`.
+    pub fn key(&self) -> String {
+        match &self.scope {
+            None => self.metric.clone(),
+            Some(scope) => format!("{}{{{}}}", self.metric, scope.key()),
+        }
+    }
+}
+
+/// Part of a run a scoped threshold looks at, by the windows of one named fault.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// While one of the fault's windows is open.
+    During(String),
+    /// From the end of each of the fault's windows to the start of its next one (or the
+    /// end of the run).
+    After(String),
+}
+
+impl Scope {
+    /// `during:partition`, `after:partition`: the scope's name in reports.
+    pub fn key(&self) -> String {
+        match self {
+            Scope::During(fault) => format!("during:{fault}"),
+            Scope::After(fault) => format!("after:{fault}"),
+        }
+    }
+
+    pub fn fault(&self) -> &str {
+        match self {
+            Scope::During(fault) | Scope::After(fault) => fault,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -558,5 +599,87 @@ impl Scenario {
     /// All clients at their peak, across groups.
     pub fn peak_clients(&self) -> u32 {
         self.groups.iter().map(ClientGroup::peak_clients).sum()
+    }
+
+    /// The planned windows of the fault named `name` (network or server), within the run.
+    pub fn fault_spans(&self, name: &str) -> Option<Vec<Span>> {
+        if let Some(f) = self.faults.iter().find(|f| f.name == name) {
+            return Some(
+                f.window
+                    .spans(f.kind.is_instantaneous(), None, self.duration),
+            );
+        }
+        let f = self.server.iter().find(|f| f.name == name)?;
+        let (instantaneous, hold) = match f.kind {
+            ServerFaultKind::Restart { down_for, .. } => (true, Some(down_for)),
+            ServerFaultKind::Close { .. } | ServerFaultKind::AppError { .. } => (true, None),
+            ServerFaultKind::RejectHandshakes { .. } | ServerFaultKind::Stall => (false, None),
+        };
+        Some(f.window.spans(instantaneous, hold, self.duration))
+    }
+}
+
+/// One planned window of a fault on the run clock: `[start, end)`; `end: None` stays
+/// open to the end of the run. An instantaneous fault's firing is a window of length
+/// zero, or of the restart's `down_for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: Duration,
+    pub end: Option<Duration>,
+}
+
+impl Window {
+    /// The windows this timing opens before `run_end`, by the timeline's rules (see
+    /// `shim::timeline` and `target::faults`): windowed faults are open over
+    /// `[at + k·every, at + k·every + for)` (one window without `every`, open to the end
+    /// without `for`, and one window that never closes when `every` is not longer than
+    /// `for`); instantaneous faults fire at `at + k·every` while inside `[at, at + for)`,
+    /// each firing held for `hold`.
+    pub fn spans(
+        &self,
+        instantaneous: bool,
+        hold: Option<Duration>,
+        run_end: Duration,
+    ) -> Vec<Span> {
+        let starts = |until: Option<Duration>| {
+            let every = self.every.filter(|e| !e.is_zero());
+            let mut out = Vec::new();
+            let mut t = self.at;
+            while t < run_end && until.is_none_or(|u| t < u || t == self.at) {
+                out.push(t);
+                match every.and_then(|e| t.checked_add(e)) {
+                    Some(next) => t = next,
+                    None => break,
+                }
+            }
+            out
+        };
+        if instantaneous {
+            let until = self.length.map(|l| self.at.saturating_add(l));
+            return starts(until)
+                .into_iter()
+                .map(|start| Span {
+                    start,
+                    end: Some(start.saturating_add(hold.unwrap_or_default())),
+                })
+                .collect();
+        }
+        match (self.length, self.every) {
+            (Some(length), Some(every)) if every > length => starts(None)
+                .into_iter()
+                .map(|start| Span {
+                    start,
+                    end: Some(start.saturating_add(length)),
+                })
+                .collect(),
+            (Some(length), None) => vec![Span {
+                start: self.at,
+                end: Some(self.at.saturating_add(length)),
+            }],
+            _ => vec![Span {
+                start: self.at,
+                end: None,
+            }],
+        }
     }
 }

@@ -486,13 +486,14 @@ fn thresholds(thresholds: &[Threshold]) -> Entries<ThresholdRules> {
             true => ThresholdSpec::Full(ThresholdFullSpec {
                 threshold: Some(threshold.source.clone()),
                 abort_on_fail: Some(true),
+                delay_abort_eval: (!threshold.delay_abort_eval.is_zero())
+                    .then(|| duration(threshold.delay_abort_eval)),
             }),
         };
+        let key = threshold.key();
         match entries.last_mut() {
-            Some((metric, ThresholdRules::Many(rules))) if *metric == threshold.metric => {
-                rules.push(rule)
-            }
-            _ => entries.push((threshold.metric.clone(), ThresholdRules::Many(vec![rule]))),
+            Some((metric, ThresholdRules::Many(rules))) if *metric == key => rules.push(rule),
+            _ => entries.push((key, ThresholdRules::Many(vec![rule]))),
         }
     }
     Entries(entries)

@@ -30,6 +30,28 @@ impl Scenario {
                 format!("must be at most 30 days (got {got})"),
             ));
         }
+        let left_out = self
+            .faults
+            .iter()
+            .map(|f| (&f.name, f.window.at))
+            .chain(self.server.iter().map(|f| (&f.name, f.window.at)))
+            .filter(|(_, at)| *at >= duration);
+        for (name, at) in left_out {
+            if let Some(t) = self
+                .thresholds
+                .iter()
+                .find(|t| t.scope.as_ref().is_some_and(|s| s.fault() == name))
+            {
+                return Err(flag(
+                    "--duration",
+                    format!(
+                        "{got} leaves out fault `{name}` (at {}), which threshold `{}` is scoped to",
+                        units::format_duration(at),
+                        t.key()
+                    ),
+                ));
+            }
+        }
         self.duration = duration;
         self.faults.retain(|f| f.window.at < duration);
         self.server.retain(|f| f.window.at < duration);

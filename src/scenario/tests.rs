@@ -732,3 +732,90 @@ fn mutations_never_panic_and_survivors_round_trip() {
         }
     }
 }
+
+#[test]
+fn fault_windows_follow_the_timeline_rules() {
+    let ms = Duration::from_millis;
+    let window = |at: u64, length: Option<u64>, every: Option<u64>| Window {
+        at: ms(at),
+        length: length.map(ms),
+        every: every.map(ms),
+        stagger: Duration::ZERO,
+    };
+    let spans = |w: Window, instant: bool, hold: Option<u64>| -> Vec<(u64, Option<u64>)> {
+        w.spans(instant, hold.map(ms), ms(10_000))
+            .iter()
+            .map(|s| {
+                (
+                    s.start.as_millis() as u64,
+                    s.end.map(|e| e.as_millis() as u64),
+                )
+            })
+            .collect()
+    };
+    // One window; open to the end without `for`; repeated with `every` until the end.
+    assert_eq!(
+        spans(window(1000, Some(500), None), false, None),
+        [(1000, Some(1500))]
+    );
+    assert_eq!(spans(window(1000, None, None), false, None), [(1000, None)]);
+    assert_eq!(
+        spans(window(1000, Some(500), Some(4000)), false, None),
+        [(1000, Some(1500)), (5000, Some(5500)), (9000, Some(9500))]
+    );
+    // A period not longer than the window: one window that never closes.
+    assert_eq!(
+        spans(window(1000, Some(500), Some(500)), false, None),
+        [(1000, None)]
+    );
+    // Instantaneous: firings inside `[at, at + for)`, held for `hold` (a restart's
+    // `down_for`); without `for` they go on to the end.
+    assert_eq!(
+        spans(window(1000, Some(2500), Some(1000)), true, Some(200)),
+        [(1000, Some(1200)), (2000, Some(2200)), (3000, Some(3200))]
+    );
+    assert_eq!(
+        spans(window(8000, None, Some(1500)), true, None),
+        [(8000, Some(8000)), (9500, Some(9500))]
+    );
+}
+
+#[test]
+fn scoped_thresholds_name_their_fault_and_read_back() {
+    let s = parse(
+        "name: scoped
+clients: 10
+duration: 20s
+faults:
+  - { name: cut, kind: partition, at: 5s, for: 3s }
+server:
+  - { kind: restart, at: 12s, down_for: 1s }
+thresholds:
+  \"recovery_time{after: cut}\": { threshold: \"max < 5s\", abort_on_fail: true, delay_abort_eval: 10s }
+  reconnect_latency{during:restart#0}: [\"p(99) < 2s\"]
+  reconnect_latency: [\"p(99) < 3s\"]
+",
+    );
+    let keys: Vec<String> = s.thresholds.iter().map(Threshold::key).collect();
+    assert_eq!(
+        keys,
+        [
+            "reconnect_latency",
+            "reconnect_latency{during:restart#0}",
+            "recovery_time{after:cut}"
+        ]
+    );
+    let deadline = &s.thresholds[2];
+    assert_eq!(deadline.scope, Some(Scope::After("cut".into())));
+    assert_eq!(deadline.delay_abort_eval, secs(10));
+    assert_eq!(
+        s.fault_spans("restart#0").unwrap(),
+        [Span {
+            start: secs(12),
+            end: Some(secs(13))
+        }]
+    );
+    // The normalized scenario reads back the same.
+    let again = crate::scenario::from_str(&s.to_json().to_string(), "again.json").unwrap();
+    assert_eq!(again.thresholds, s.thresholds);
+}

@@ -87,7 +87,14 @@ pub fn scenario(spec: &ScenarioSpec) -> Checked<Scenario> {
         &run,
         matches!(target, Target::Builtin(_)),
     )?;
-    let thresholds = thresholds::thresholds(&root.key("thresholds"), spec.thresholds.as_ref())?;
+    let thresholds = thresholds::thresholds(
+        &root.key("thresholds"),
+        spec.thresholds.as_ref(),
+        &thresholds::Faults {
+            network: &faults,
+            server: &server,
+        },
+    )?;
     let report = report(&root.key("report"), spec.report.as_ref())?;
     Ok(Scenario {
         name,

@@ -51,6 +51,18 @@ pub fn squall(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `squall run SCENARIO --out DIR` plus `extra` flags, through the built binary.
+pub fn squall_run(scenario: &Path, out: &TempDir, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    squall(&args)
+}
+
 /// The single report directory written under `parent`.
 pub fn only_report_dir(parent: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(parent)

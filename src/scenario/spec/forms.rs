@@ -225,6 +225,7 @@ pub enum ThresholdSpec {
 pub struct ThresholdFullSpec {
     pub threshold: Option<String>,
     pub abort_on_fail: Option<bool>,
+    pub delay_abort_eval: Option<DurationText>,
 }
 
 /// The thresholds of one metric: a list, or a single one without the brackets.

@@ -5,7 +5,9 @@
 //! for latency histograms, a plain number for counters and count histograms.
 
 use super::super::messages;
-use super::super::model::{CompareOp, Stat, Threshold};
+use super::super::model::{
+    CompareOp, NetworkFault, Scope, ServerFault, ServerFaultKind, Stat, Threshold,
+};
 use super::super::path::YamlPath;
 use super::super::spec::{Entries, ThresholdRules, ThresholdSpec};
 use super::super::units;
@@ -36,6 +38,7 @@ pub const COUNTERS: &[&str] = &[
     "server_received",
     "server_sent",
     "server_sent_acked",
+    "unrecovered",
 ];
 /// Histograms in microseconds.
 pub const LATENCIES: &[&str] = &[
@@ -44,7 +47,10 @@ pub const LATENCIES: &[&str] = &[
     "downtime",
     "message_rtt",
     "message_rtt_uncorrected",
+    "recovery_time",
 ];
+/// Metrics that only mean something after a fault: thresholds on them need `{after: …}`.
+const AFTER_ONLY: &[&str] = &["recovery_time"];
 /// Histograms of counts.
 pub const COUNT_HISTOGRAMS: &[&str] = &["retransmits_per_message", "attempts_per_reconnect"];
 
@@ -67,20 +73,43 @@ fn unit_of(metric: &str) -> Option<Unit> {
     }
 }
 
-/// Thresholds grouped by metric in name order (so the normalized scenario reads back the
-/// same whatever order a JSON map keeps), each metric's in file order.
+/// Distinct `during:`/`after:` scopes one run can keep (see `metrics::ScopeDef::MAX`).
+pub const MAX_SCOPES: usize = 64;
+
+/// The faults a scoped threshold may name.
+pub struct Faults<'f> {
+    pub network: &'f [NetworkFault],
+    pub server: &'f [ServerFault],
+}
+
+/// Thresholds grouped by metric key in name order (so the normalized scenario reads back
+/// the same whatever order a JSON map keeps), each metric's in file order.
 pub fn thresholds(
     path: &YamlPath,
     spec: Option<&Entries<ThresholdRules>>,
+    faults: &Faults,
 ) -> Checked<Vec<Threshold>> {
     let mut thresholds: Vec<Threshold> = Vec::new();
-    for (metric, rules) in spec.map(|entries| entries.0.as_slice()).unwrap_or_default() {
-        let metric_path = path.key(metric);
-        let unit = unit_of(metric).ok_or_else(|| {
+    for (key, rules) in spec.map(|entries| entries.0.as_slice()).unwrap_or_default() {
+        let metric_path = path.key(key);
+        let (metric, scope) =
+            metric_key(key, faults).map_err(|message| Invalid::key(&metric_path, message))?;
+        let unit = unit_of(&metric).ok_or_else(|| {
             let known: Vec<&str> = [COUNTERS, LATENCIES, COUNT_HISTOGRAMS].concat();
-            Invalid::key(&metric_path, messages::unknown("metric", metric, &known))
+            Invalid::key(&metric_path, messages::unknown("metric", &metric, &known))
         })?;
-        if thresholds.iter().any(|t| t.metric == *metric) {
+        if AFTER_ONLY.contains(&metric.as_str()) && !matches!(scope, Some(Scope::After(_))) {
+            return Err(Invalid::key(
+                &metric_path,
+                format!(
+                    "`{metric}` is timed from a fault's end: write it as `{metric}{{after: <fault name>}}`"
+                ),
+            ));
+        }
+        if thresholds
+            .iter()
+            .any(|t| t.metric == metric && t.scope == scope)
+        {
             return Err(Invalid::key(
                 &metric_path,
                 "appears twice; list all of its thresholds under one key",
@@ -95,8 +124,8 @@ pub fn thresholds(
                 .collect(),
         };
         for (rule_path, rule) in rules {
-            let (source, abort_on_fail, source_path) = match rule {
-                ThresholdSpec::Expr(source) => (source.as_str(), false, rule_path),
+            let (source, abort_on_fail, delay_abort_eval, source_path) = match rule {
+                ThresholdSpec::Expr(source) => (source.as_str(), false, None, rule_path),
                 ThresholdSpec::Full(full) => {
                     let source_path = rule_path.key("threshold");
                     let source = fields::required(
@@ -104,23 +133,112 @@ pub fn thresholds(
                         full.threshold.as_deref(),
                         "the expression, e.g. \"p(99) < 3s\"",
                     )?;
-                    (source, full.abort_on_fail.unwrap_or(false), source_path)
+                    let delay_path = rule_path.key("delay_abort_eval");
+                    let delay =
+                        fields::optional_duration(&delay_path, full.delay_abort_eval.as_ref())?;
+                    let abort_on_fail = full.abort_on_fail.unwrap_or(false);
+                    if delay.is_some() && !abort_on_fail {
+                        return Err(Invalid::key(
+                            &delay_path,
+                            "only applies with `abort_on_fail: true`",
+                        ));
+                    }
+                    (source, abort_on_fail, delay, source_path)
                 }
             };
-            let (stat, op, value) = expression(metric, unit, source)
+            let (stat, op, value) = expression(&metric, unit, source)
                 .map_err(|message| Invalid::value(&source_path, message))?;
             thresholds.push(Threshold {
                 metric: metric.clone(),
+                scope: scope.clone(),
                 stat,
                 op,
                 value,
                 source: source.trim().to_owned(),
                 abort_on_fail,
+                delay_abort_eval: delay_abort_eval.unwrap_or_default(),
             });
         }
     }
-    thresholds.sort_by(|a, b| a.metric.cmp(&b.metric));
+    let mut scopes: Vec<&Scope> = thresholds.iter().filter_map(|t| t.scope.as_ref()).collect();
+    scopes.sort();
+    scopes.dedup();
+    if scopes.len() > MAX_SCOPES {
+        return Err(Invalid::key(
+            path,
+            format!(
+                "scoped thresholds look at {} different scopes; at most {MAX_SCOPES} fit in one run",
+                scopes.len()
+            ),
+        ));
+    }
+    // Stable: each key's thresholds stay in file order.
+    thresholds.sort_by_key(Threshold::key);
     Ok(thresholds)
+}
+
+/// Splits `reconnect_latency{after: partition}` into the metric and its scope, checking
+/// the fault exists and the scope means something for it.
+fn metric_key(key: &str, faults: &Faults) -> Result<(String, Option<Scope>), String> {
+    let Some(open) = key.find('{') else {
+        return Ok((key.trim().to_owned(), None));
+    };
+    let metric = key[..open].trim().to_owned();
+    let inner = key[open + 1..].strip_suffix('}').ok_or_else(|| {
+        format!("a scope is written `{metric}{{after: <fault name>}}`; the closing `}}` is missing")
+    })?;
+    let (when, fault) = inner.split_once(':').ok_or_else(|| {
+        format!("a scope is `during: <fault name>` or `after: <fault name>` (got `{inner}`)")
+    })?;
+    let (when, fault) = (when.trim(), fault.trim().to_owned());
+    let network = faults.network.iter().find(|f| f.name == fault);
+    let server = faults.server.iter().find(|f| f.name == fault);
+    let instantaneous = match (network, server) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "`{fault}` names both a network and a server fault; give one of them another `name`"
+            ));
+        }
+        (Some(f), None) => f.kind.is_instantaneous(),
+        (None, Some(f)) => matches!(
+            f.kind,
+            ServerFaultKind::Close { .. } | ServerFaultKind::AppError { .. }
+        ),
+        (None, None) => {
+            let names: Vec<&str> = faults
+                .network
+                .iter()
+                .map(|f| f.name.as_str())
+                .chain(faults.server.iter().map(|f| f.name.as_str()))
+                .collect();
+            if names.is_empty() {
+                return Err(format!(
+                    "the scenario has no fault named `{fault}` (it has no faults at all)"
+                ));
+            }
+            return Err(format!(
+                "{}; a fault is named by its `name`, or `<kind>#<index>` without one",
+                messages::unknown(&format!("fault `{fault}`"), &fault, &names),
+            ));
+        }
+    };
+    let scope = match when {
+        "during" if instantaneous => {
+            return Err(format!(
+                "`{fault}` acts at an instant and has no `during`; use `after: {fault}`"
+            ));
+        }
+        "during" => Scope::During(fault),
+        "after" => Scope::After(fault),
+        other => {
+            let mut message = format!("unknown scope `{other}`");
+            if let Some(best) = messages::suggest(other, &["during", "after"]) {
+                message += &format!("; did you mean `{best}`?");
+            }
+            return Err(message + " (expected `during` or `after`)");
+        }
+    };
+    Ok((metric, Some(scope)))
 }
 
 const FORM: &str = "expected `stat op value`, like \"p(99) < 3s\" or \"count == 0\"";
