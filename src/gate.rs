@@ -73,20 +73,10 @@ pub fn place<'r>(report: &'r Report, key: &str) -> Option<Place<'r>> {
     let scope_key = key[open + 1..].strip_suffix('}')?;
     let scope = report.scopes.iter().find(|s| s.scope == scope_key)?;
     let run_us = (report.run.duration_s * 1e6) as u64;
-    let after = scope_key.starts_with("after:");
     let covered: u64 = scope
         .windows
         .iter()
-        .enumerate()
-        .map(|(i, (start, end))| {
-            let end = end.unwrap_or(u64::MAX).min(run_us);
-            if after {
-                let next = scope.windows.get(i + 1).map_or(run_us, |w| w.0.min(run_us));
-                next.saturating_sub(end)
-            } else {
-                end.saturating_sub(*start)
-            }
-        })
+        .map(|(start, end)| end.unwrap_or(u64::MAX).min(run_us).saturating_sub(*start))
         .sum();
     Some(Place {
         counters: &scope.counters,

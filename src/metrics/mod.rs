@@ -128,7 +128,8 @@ impl Recorder<'_> {
 }
 
 /// A part of the run that scoped thresholds look at: while one fault's windows are open
-/// (`during:`), or from the end of each window to the start of the next (`after:`).
+/// (`during:`), or from the end of each window until the next window of any fault starts
+/// (`after:`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScopeDef {
     /// `during:partition`, `after:partition`.
@@ -137,34 +138,73 @@ pub struct ScopeDef {
     /// The fault's windows in µs on the run clock, `[start, end)`, sorted and disjoint;
     /// an end of `u64::MAX` stays open to the end of the run.
     pub windows: Vec<(u64, u64)>,
+    /// For each window, where its aftermath stops: the next start of a window of this
+    /// fault or any other (`u64::MAX`: the end of the run). Unused by `during:` scopes.
+    pub aftermath_until: Vec<u64>,
 }
 
 impl ScopeDef {
     /// At most this many scopes per run (one bit each in a recorder).
     pub const MAX: usize = 64;
 
+    /// A scope over `windows`; `starts` are the starts of every fault's windows in the run
+    /// (this one's included), which end each window's aftermath.
+    pub fn new(key: String, after: bool, windows: Vec<(u64, u64)>, starts: &[u64]) -> Self {
+        let aftermath_until = windows
+            .iter()
+            .map(|(_, end)| {
+                starts
+                    .iter()
+                    .copied()
+                    .filter(|s| s > end)
+                    .min()
+                    .unwrap_or(u64::MAX)
+            })
+            .collect();
+        ScopeDef {
+            key,
+            after,
+            windows,
+            aftermath_until,
+        }
+    }
+
+    /// The stretches of run time the scope covers, `[from, to)`, µs.
+    pub fn stretches(&self) -> Vec<(u64, u64)> {
+        if !self.after {
+            return self.windows.clone();
+        }
+        self.windows
+            .iter()
+            .zip(&self.aftermath_until)
+            .filter(|((_, end), _)| *end != u64::MAX)
+            .map(|((_, end), until)| (*end, *until))
+            .collect()
+    }
+
+    /// The window that started last at or before `t`, with where its aftermath stops.
+    fn window_at(&self, t: u64) -> Option<(u64, u64)> {
+        let i = self.windows.partition_point(|w| w.0 <= t).checked_sub(1)?;
+        Some((self.windows[i].1, self.aftermath_until.get(i).copied().unwrap_or(u64::MAX)))
+    }
+
     /// Whether a moment `t` (µs) falls inside the scope.
     pub fn covers(&self, t: u64) -> bool {
-        // The last window that started at or before `t`; the next one starts after it.
-        match self.windows.partition_point(|w| w.0 <= t) {
-            0 => false,
-            i => {
-                let end = self.windows[i - 1].1;
-                if self.after { t >= end } else { t < end }
-            }
+        match self.window_at(t) {
+            None => false,
+            Some((end, until)) if self.after => t >= end && t < until,
+            Some((end, _)) => t < end,
         }
     }
 
     /// For an `after:` scope: the end of the window an outage starting at `t` belongs to
-    /// (it began while the window was open or in its aftermath), if it ever closed.
+    /// (it began while the window was open or in its aftermath), if the window closed.
     pub fn recovers_from(&self, t: u64) -> Option<u64> {
         if !self.after {
             return None;
         }
-        match self.windows.partition_point(|w| w.0 <= t) {
-            0 => None,
-            i => Some(self.windows[i - 1].1).filter(|end| *end != u64::MAX),
-        }
+        let (end, until) = self.window_at(t)?;
+        (t < until && end != u64::MAX).then_some(end)
     }
 }
 
@@ -442,16 +482,13 @@ mod tests {
 
     #[test]
     fn scopes_cover_their_windows_or_what_follows_them() {
-        let during = ScopeDef {
-            key: "during:f".into(),
-            after: false,
-            windows: vec![(1_000, 2_000), (5_000, 6_000), (9_000, u64::MAX)],
-        };
-        let after = ScopeDef {
-            after: true,
-            key: "after:f".into(),
-            ..during.clone()
-        };
+        let windows = vec![(1_000, 2_000), (5_000, 6_000), (9_000, u64::MAX)];
+        // Another fault starts at 7_000: the second window's aftermath stops there.
+        let starts = [1_000, 5_000, 7_000, 9_000];
+        let during = ScopeDef::new("during:f".into(), false, windows.clone(), &starts);
+        let after = ScopeDef::new("after:f".into(), true, windows, &starts);
+        assert_eq!(after.stretches(), [(2_000, 5_000), (6_000, 7_000)]);
+        assert_eq!(during.stretches()[0], (1_000, 2_000));
         for (t, inside_during, inside_after, recovers_from) in [
             (0, false, false, None),
             (1_000, true, false, Some(2_000)),
@@ -459,7 +496,9 @@ mod tests {
             (2_000, false, true, Some(2_000)),
             (4_999, false, true, Some(2_000)),
             (5_500, true, false, Some(6_000)),
-            (7_000, false, true, Some(6_000)),
+            (6_500, false, true, Some(6_000)),
+            // Another fault began: what happens now is no longer this one's aftermath.
+            (7_000, false, false, None),
             // The last window never closes: nothing comes after it.
             (9_500, true, false, None),
         ] {
@@ -474,17 +513,15 @@ mod tests {
     fn samples_and_recoveries_land_in_the_scopes_open_at_the_time() {
         let clock = Clock::start();
         let now = clock.now_us();
+        let starts = [0, 0];
         let scopes = vec![
-            ScopeDef {
-                key: "during:f".into(),
-                after: false,
-                windows: vec![(0, now + 60_000_000)],
-            },
-            ScopeDef {
-                key: "after:g".into(),
-                after: true,
-                windows: vec![(0, 1)],
-            },
+            ScopeDef::new(
+                "during:f".into(),
+                false,
+                vec![(0, now + 60_000_000)],
+                &starts,
+            ),
+            ScopeDef::new("after:g".into(), true, vec![(0, 1)], &starts),
         ];
         let m = Metrics::scoped(clock, vec!["a".into(), "b".into()], scopes);
         m.record(1, |r| {

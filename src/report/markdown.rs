@@ -202,7 +202,7 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(
             o,
             "What happened while a fault's windows were open (`during:`), and from each window's end \
-             to the next one's start (`after:`); `recovery` times each client whose outage began in \
+             until the next window of any fault starts (`after:`); `recovery` times each client whose outage began in \
              a window or its aftermath from that window's end to its session resumed.\n"
         )?;
         writeln!(

@@ -117,7 +117,9 @@ pub struct GroupReport {
 pub struct ScopeReport {
     /// `during:partition`, `after:partition`.
     pub scope: String,
-    /// The fault's planned windows, µs from the start; no end: open to the end of the run.
+    /// The stretches of run time the scope covers, µs from the start: the fault's planned
+    /// windows (`during:`), or each window's aftermath, from its end until the next window
+    /// of any fault starts (`after:`); no end: to the end of the run.
     pub windows: Vec<(u64, Option<u64>)>,
     pub counters: Counters,
     pub histograms: BTreeMap<String, Summary>,
@@ -276,7 +278,7 @@ impl Report {
                     scope: s.def.key.clone(),
                     windows: s
                         .def
-                        .windows
+                        .stretches()
                         .iter()
                         .map(|(start, end)| (*start, Some(*end).filter(|e| *e != u64::MAX)))
                         .collect(),

@@ -288,17 +288,30 @@ fn scopes(scenario: &Scenario) -> Vec<ScopeDef> {
     wanted.sort();
     wanted.dedup();
     let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let windows = |name: &str| -> Vec<(u64, u64)> {
+        scenario
+            .fault_spans(name)
+            .unwrap_or_default()
+            .iter()
+            .map(|span| (us(span.start), span.end.map_or(u64::MAX, us)))
+            .collect()
+    };
+    let starts: Vec<u64> = scenario
+        .faults
+        .iter()
+        .map(|f| &f.name)
+        .chain(scenario.server.iter().map(|f| &f.name))
+        .flat_map(|name| windows(name).into_iter().map(|(start, _)| start))
+        .collect();
     wanted
         .into_iter()
-        .map(|scope| ScopeDef {
-            key: scope.key(),
-            after: matches!(scope, Scope::After(_)),
-            windows: scenario
-                .fault_spans(scope.fault())
-                .unwrap_or_default()
-                .iter()
-                .map(|span| (us(span.start), span.end.map_or(u64::MAX, us)))
-                .collect(),
+        .map(|scope| {
+            ScopeDef::new(
+                scope.key(),
+                matches!(scope, Scope::After(_)),
+                windows(scope.fault()),
+                &starts,
+            )
         })
         .collect()
 }
