@@ -67,3 +67,71 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// Every shipped scenario runs to the end with a few clients (its faults and timeline
+/// unchanged), and its delivery accounting closes: sent = delivered + lost. The one
+/// pointed at an external server gets a built-in server on a free port standing in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_scenario_runs_and_its_counters_close() {
+    use squall::scenario::Target;
+
+    let tracker = tokio_util::task::TaskTracker::new();
+    let token = tokio_util::sync::CancellationToken::new();
+    let (mut runs, mut servers) = (Vec::new(), Vec::new());
+    for path in walk(&root().join("scenarios")) {
+        if !path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            continue;
+        }
+        let scenario = squall::scenario::load(&path).unwrap();
+        let clients = scenario.peak_clients().min(20);
+        let mut scenario = scenario.with_clients(clients).unwrap();
+        if let Target::External(ext) = &mut scenario.target {
+            let server = squall::target::start(
+                ([127, 0, 0, 1], 0).into(),
+                &squall::scenario::defaults::builtin_target(),
+                None,
+                token.child_token(),
+                &tracker,
+            )
+            .await
+            .unwrap();
+            ext.url = format!("ws://{}/ws", server.local_addr());
+            servers.push(server);
+        }
+        let dir = crate::support::TempDir::new("shipped");
+        let opts = squall::run::RunOptions {
+            out: Some(dir.path().to_path_buf()),
+            live: squall::run::Live::Off,
+        };
+        runs.push(tokio::spawn(async move {
+            let outcome =
+                squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
+                    .await
+                    .unwrap();
+            drop(dir);
+            (path, outcome.status, outcome.report)
+        }));
+    }
+    assert!(runs.len() >= 5, "only {} scenarios", runs.len());
+    for run in runs {
+        let (path, status, report) = run.await.unwrap();
+        assert_eq!(
+            status,
+            squall::run::RunStatus::Completed,
+            "{}",
+            path.display()
+        );
+        let d = &report.delivery;
+        assert!(
+            d.closes && d.sent > 0,
+            "{}: sent {} delivered {} lost {}",
+            path.display(),
+            d.sent,
+            d.delivered,
+            d.lost
+        );
+        assert_eq!(report.counters.messages_duplicated, 0, "{}", path.display());
+    }
+    token.cancel();
+    drop(servers);
+}

@@ -185,7 +185,10 @@ impl ScopeDef {
     /// The window that started last at or before `t`, with where its aftermath stops.
     fn window_at(&self, t: u64) -> Option<(u64, u64)> {
         let i = self.windows.partition_point(|w| w.0 <= t).checked_sub(1)?;
-        Some((self.windows[i].1, self.aftermath_until.get(i).copied().unwrap_or(u64::MAX)))
+        Some((
+            self.windows[i].1,
+            self.aftermath_until.get(i).copied().unwrap_or(u64::MAX),
+        ))
     }
 
     /// Whether a moment `t` (µs) falls inside the scope.
