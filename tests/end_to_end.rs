@@ -29,6 +29,7 @@ async fn resets_midway_are_recovered_and_reported() {
     let opts = RunOptions {
         out: Some(dir.path().to_path_buf()),
         live: squall::run::Live::Off,
+        ..Default::default()
     };
     let outcome = squall::run::run(scenario, opts, CancellationToken::new())
         .await
@@ -83,6 +84,7 @@ async fn interrupting_a_run_still_writes_a_report_marked_interrupted() {
     let opts = RunOptions {
         out: Some(dir.path().to_path_buf()),
         live: squall::run::Live::Off,
+        ..Default::default()
     };
     let interrupt = CancellationToken::new();
     let stopper = interrupt.clone();
@@ -139,6 +141,7 @@ async fn the_same_seed_makes_the_same_fault_decisions() {
         let opts = RunOptions {
             out: Some(dir.path().to_path_buf()),
             live: squall::run::Live::Off,
+            ..Default::default()
         };
         let outcome = squall::run::run(scenario, opts, CancellationToken::new())
             .await

@@ -96,6 +96,7 @@ faults:
     let opts = RunOptions {
         out: Some(dir.path().to_path_buf()),
         live: squall::run::Live::Off,
+        ..Default::default()
     };
     let outcome = squall::run::run(scenario, opts, CancellationToken::new())
         .await

@@ -16,6 +16,9 @@ mod cli;
 // Scoped thresholds, recovery deadlines, abort_on_fail.
 mod gate;
 
+// --shard and --workers: slices of a run, merged exactly.
+mod shards;
+
 // Whole runs in-process: server, shim, clients, report.json.
 mod end_to_end;
 

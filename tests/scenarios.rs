@@ -102,6 +102,7 @@ async fn every_shipped_scenario_runs_and_its_counters_close() {
         let opts = squall::run::RunOptions {
             out: Some(dir.path().to_path_buf()),
             live: squall::run::Live::Off,
+            ..Default::default()
         };
         runs.push(tokio::spawn(async move {
             let outcome =

@@ -87,6 +87,38 @@ pub struct RunArgs {
     /// No live status line and no summary: only the report path at the end.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run only the I-th of N slices of the clients (0 <= I < N), with its own report,
+    /// for `squall merge` to join. A completed shard exits 0 whatever its thresholds say
+    /// on its slice alone: the merge judges the whole.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::load::Shard>,
+    /// Spread the clients over N local worker processes (shards of this run, merged at
+    /// the end). By default squall uses as many as the open-file limit requires.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: Option<u32>,
+    /// Write the report exactly into DIR (used by worker processes).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub into: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The arguments a worker process repeats: the scenario and its overrides.
+    fn for_workers(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec![self.scenario.clone().into()];
+        if let Some(seed) = self.seed {
+            args.extend(["--seed".into(), seed.to_string().into()]);
+        }
+        if let Some(n) = self.clients {
+            args.extend(["--clients".into(), n.to_string().into()]);
+        }
+        if let Some(d) = self.duration {
+            args.extend([
+                "--duration".into(),
+                humantime::format_duration(d).to_string().into(),
+            ]);
+        }
+        args
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -169,6 +201,13 @@ fn run_command(args: RunArgs) -> Exit {
             return Exit::CouldNotRun;
         }
     };
+    let workers = match workers(&args, &scenario) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::BadInput;
+        }
+    };
     let opts = RunOptions {
         out: args.out.clone(),
         live: match (args.quiet, std::io::stdout().is_terminal()) {
@@ -176,7 +215,10 @@ fn run_command(args: RunArgs) -> Exit {
             (false, true) => crate::run::Live::Terminal,
             (false, false) => crate::run::Live::Plain,
         },
+        shard: args.shard,
+        into: args.into.clone(),
     };
+    let shard = args.shard;
     let quiet = args.quiet;
     let pending = crate::report::pending_formats(&scenario.report.formats);
     if !pending.is_empty() {
@@ -191,10 +233,18 @@ fn run_command(args: RunArgs) -> Exit {
             interrupt.clone(),
             "stopping clients and writing the report…",
         ));
-        match run::run(scenario, opts, interrupt).await {
+        let outcome = match workers {
+            Some(workers) => run::run_workers(&scenario, &workers, &opts, interrupt).await,
+            None => run::run(scenario, opts, interrupt).await,
+        };
+        match outcome {
             Ok(outcome) => {
                 summary::print(&outcome, quiet);
-                Exit::of_run(&outcome)
+                match (shard, &outcome.status) {
+                    // A shard's thresholds see a slice: the merge is the gate.
+                    (Some(_), run::RunStatus::Completed) => Exit::Ok,
+                    _ => Exit::of_run(&outcome),
+                }
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -205,6 +255,60 @@ fn run_command(args: RunArgs) -> Exit {
     // Anything still running (a hung peer's socket) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     exit
+}
+
+/// More local worker processes than this is more than one machine should carry.
+const MAX_WORKERS: u32 = 64;
+
+/// Worker processes for this run, if it is to have more than one: `--workers`, or as
+/// many as the open-file limit requires.
+fn workers(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Option<run::Workers>, String> {
+    if args.shard.is_some() || args.into.is_some() {
+        return match args.workers {
+            Some(n) if n > 1 => {
+                Err("--workers and --shard do not combine: a shard is one process".into())
+            }
+            _ => Ok(None),
+        };
+    }
+    let limit = run::raise_fd_limit();
+    let count = match args.workers {
+        Some(n) => n,
+        None => {
+            let n = run::workers_needed(scenario, limit);
+            if n > 1 && !args.quiet {
+                eprintln!(
+                    "note: {} clients need about {} open files and one process may open {limit}: \
+                     running them as {n} worker processes (--workers to choose)",
+                    scenario.peak_clients(),
+                    run::fds_needed(scenario, u64::from(scenario.peak_clients())),
+                );
+            }
+            n
+        }
+    };
+    if count > scenario.peak_clients().max(1) {
+        return Err(format!(
+            "--workers {count} is more than the scenario's {} clients",
+            scenario.peak_clients()
+        ));
+    }
+    if count > MAX_WORKERS {
+        return Err(format!(
+            "this scenario needs about {count} processes of {limit} open files each: more than \
+             one machine should carry; run it as shards on several machines (--shard I/N, \
+             docs/distributed.md)"
+        ));
+    }
+    if count > 1 && !args.quiet {
+        eprintln!(
+            "running as {count} worker processes; each shard's report goes under shards/ in the report directory"
+        );
+    }
+    Ok((count > 1).then(|| run::Workers {
+        count,
+        args: args.for_workers(),
+    }))
 }
 
 fn load_with_overrides(args: &RunArgs) -> Result<scenario::Scenario, scenario::ScenarioError> {

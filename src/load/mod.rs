@@ -33,11 +33,59 @@ pub struct Stops {
 }
 
 /// Where clients connect: the URL naming the server (for TLS and the `Host` header) and
-/// the address actually dialled (the shim in front of it).
+/// the address actually dialled (the shim in front of it); and which of the scenario's
+/// clients this process runs.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub url: String,
     pub via: std::net::SocketAddr,
+    /// Only this slice of the clients (all of them when `None`).
+    pub shard: Option<Shard>,
+}
+
+/// The `index`-th of `count` slices of a run's clients (`--shard I/N`, 0-based as
+/// Kubernetes' `JOB_COMPLETION_INDEX`). Client `k` belongs to slice `k mod count`, so every
+/// group and every stage is spread evenly, and each client keeps its index, its seed and
+/// its start time: the slices together are the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn owns(&self, client: u32) -> bool {
+        client % self.count == self.index
+    }
+
+    /// How many of `clients` (indices `0..clients`) this slice holds.
+    pub fn share_of(&self, clients: u32) -> u32 {
+        clients / self.count + u32::from(clients % self.count > self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let form = "write it as I/N: the I-th of N slices, 0 <= I < N (e.g. 0/3)";
+        let (i, n) = text
+            .split_once('/')
+            .ok_or_else(|| format!("{text:?}: {form}"))?;
+        let (Ok(index), Ok(count)) = (i.trim().parse::<u32>(), n.trim().parse::<u32>()) else {
+            return Err(format!("{text:?}: {form}"));
+        };
+        if count == 0 || index >= count {
+            return Err(format!("{text:?}: {form}"));
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 /// Spawns every client of `scenario` on `tracker`: each opens `entry.url` through the
@@ -72,7 +120,10 @@ pub fn spawn(
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    for plan in plan::plan(&scenario.groups, scenario.duration) {
+    let plans = plan::plan(&scenario.groups, scenario.duration)
+        .into_iter()
+        .filter(|p| entry.shard.is_none_or(|s| s.owns(p.index)));
+    for plan in plans {
         let group = &scenario.groups[plan.group];
         let config = SessionConfig {
             url: entry.url.clone(),

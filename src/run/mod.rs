@@ -4,6 +4,7 @@
 
 mod live;
 mod resources;
+mod workers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::events;
 use crate::gate;
-use crate::load::{self, Stops};
+use crate::load::{self, Shard, Stops};
 use crate::metrics::{Counter, Metrics, ScopeDef, Snapshot};
 use crate::report::{self, Report, ReportError, RunInfo};
 use crate::scenario::{Scenario, Scope, Target, Threshold};
@@ -26,7 +27,8 @@ use crate::target::{self, ServerHandle};
 use crate::touch::TouchBoard;
 
 pub use live::Live;
-pub use resources::ResourceError;
+pub use resources::{ResourceError, fds_needed, raise_fd_limit, workers_needed};
+pub use workers::{Workers, run as run_workers};
 
 /// How a run is carried out (beyond the scenario itself).
 #[derive(Debug, Clone, Default)]
@@ -35,6 +37,10 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// How progress is shown while the run goes.
     pub live: Live,
+    /// Run only this slice of the clients; the report is marked with it.
+    pub shard: Option<Shard>,
+    /// Write the report exactly here rather than in a new directory under `out`.
+    pub into: Option<PathBuf>,
 }
 
 /// How the run ended.
@@ -65,6 +71,8 @@ pub enum RunError {
     Resources(#[from] ResourceError),
     #[error("cannot write the event log: {0}")]
     Events(std::io::Error),
+    #[error("{0}")]
+    Workers(String),
 }
 
 /// Extra time after the run's end for clients to get their last messages confirmed.
@@ -81,14 +89,10 @@ pub async fn run(
     opts: RunOptions,
     interrupt: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
-    resources::check(&scenario)?;
+    resources::check(&scenario, opts.shard)?;
     let started_at = SystemTime::now();
     let clock = Clock::start();
-    let parent = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| scenario.report.dir.clone());
-    let dir = report::run_dir(&parent, &scenario.name, started_at)?;
+    let dir = report_dir(&scenario, &opts, started_at)?;
     let (events, ledger) =
         events::spawn_log(clock, Some(dir.join("events.jsonl"))).map_err(RunError::Events)?;
     let metrics = Metrics::scoped(
@@ -117,6 +121,7 @@ pub async fn run(
                     &load::Entry {
                         url,
                         via: shim.local_addr(),
+                        shard: opts.shard,
                     },
                     &metrics,
                     &events,
@@ -156,7 +161,8 @@ pub async fn run(
         .unwrap_or_default();
 
     let snap = snapshot(&metrics, server.as_ref());
-    let run_info = run_info(&scenario, started_at, clock, &status);
+    let mut run_info = run_info(&scenario, started_at, clock, &status);
+    run_info.shard = opts.shard.map(|s| s.to_string());
     let mut report = Report::build(scenario.to_json(), run_info, &snap, faults);
     gate::judge(&mut report, &scenario.thresholds);
     report::write_all(&dir, &report, &scenario.report.formats)?;
@@ -165,6 +171,31 @@ pub async fn run(
         dir,
         status,
     })
+}
+
+/// The run's report directory: exactly `opts.into`, or a new one under `opts.out` (the
+/// scenario's `report.dir` by default).
+fn report_dir(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    started_at: SystemTime,
+) -> Result<PathBuf, ReportError> {
+    match &opts.into {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| ReportError::Write {
+                path: dir.clone(),
+                source,
+            })?;
+            Ok(dir.clone())
+        }
+        None => {
+            let parent = opts
+                .out
+                .clone()
+                .unwrap_or_else(|| scenario.report.dir.clone());
+            report::run_dir(&parent, &scenario.name, started_at)
+        }
+    }
 }
 
 /// The run's metrics merged, with the built-in server's own ledger where there is one.

@@ -92,6 +92,7 @@ pub async fn run_yaml(yaml: &str) -> serde_json::Value {
     let opts = squall::run::RunOptions {
         out: Some(dir.path().to_path_buf()),
         live: squall::run::Live::Off,
+        ..Default::default()
     };
     let outcome = squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
         .await
