@@ -13,6 +13,9 @@ mod scenarios;
 // Exit codes and messages of the built `squall` binary.
 mod cli;
 
+// `squall compare`: a real report against itself and against hand-edited worse copies.
+mod compare;
+
 // Whole runs in-process: server, shim, clients, report.json.
 mod end_to_end;
 
