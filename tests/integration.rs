@@ -19,6 +19,9 @@ mod gate;
 // --shard and --workers: slices of a run, merged exactly.
 mod shards;
 
+// `squall compare`: a real report against itself and against hand-edited worse copies.
+mod compare;
+
 // Whole runs in-process: server, shim, clients, report.json.
 mod end_to_end;
 

@@ -1,10 +1,11 @@
 //! Exit codes, decided here and nowhere else (PRODUCT.md): 0 ran and every threshold
-//! held; 1 a threshold failed; 2 bad input; 3 could not run; 130 interrupted (for
+//! held; 1 a threshold failed (or `squall compare` found a regression); 2 bad input; 3 could not run; 130 interrupted (for
 //! `squall proxy`, which runs until interrupted: stopped cleanly).
 
 use std::process::ExitCode;
 
 use crate::proxy::ProxyError;
+use crate::report::compare::Comparison;
 use crate::run::{RunOutcome, RunStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +47,18 @@ impl Exit {
         match e {
             ProxyError::BadInput(_) => Exit::BadInput,
             ProxyError::CouldNotStart(_) => Exit::CouldNotRun,
+        }
+    }
+}
+
+impl Exit {
+    /// The exit code of `squall compare` once both reports were read and compared (a
+    /// comparison refused for bad input exits [`Exit::BadInput`]).
+    pub fn of_comparison(c: &Comparison) -> Exit {
+        if c.regressed() {
+            Exit::ThresholdFailed
+        } else {
+            Exit::Ok
         }
     }
 }

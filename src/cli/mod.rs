@@ -1,6 +1,7 @@
 //! The command line: flags (clap) turned into library calls, and the one place where an
 //! outcome becomes an exit code (`exit.rs`).
 
+mod compare;
 mod exit;
 mod merge;
 mod proxy;
@@ -27,8 +28,8 @@ use crate::scenario;
 /// runs them through a fault-injecting shim against a WebSocket server and reports what
 /// recovery cost.
 ///
-/// Exit codes: 0 every threshold held · 1 a threshold failed · 2 bad input ·
-/// 3 could not run · 130 interrupted (the report is still written).
+/// Exit codes: 0 every threshold held · 1 a threshold failed (compare: a regression) ·
+/// 2 bad input · 3 could not run · 130 interrupted (the report is still written).
 #[derive(Debug, Parser)]
 #[command(name = "squall", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -45,6 +46,13 @@ pub enum Command {
     Run(RunArgs),
     /// Render a report again from its report.json alone (md or junit; stdout unless -o).
     Report(report::ReportArgs),
+    /// Judge a candidate report against a baseline, metric by metric: every counter and
+    /// histogram statistic side by side with its change.
+    ///
+    /// Exits 1 when a metric got worse by more than --max-regression percent of the base
+    /// (beyond the noise floors; any rise from zero of messages_lost, messages_duplicated
+    /// or gave_up), 2 on bad input or reports of different scenarios (docs/compare.md).
+    Compare(compare::CompareArgs),
     /// Join shard reports exactly (counters summed, histograms added) and judge the
     /// scenario's thresholds on the whole.
     Merge(merge::MergeArgs),
@@ -148,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Report(args) => report::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     exit.into()
 }

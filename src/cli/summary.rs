@@ -1,5 +1,6 @@
 //! The summary printed when a run ends: the verdict and failed thresholds first, where a
-//! reader of a CI log sees them, then the key figures and the report's path.
+//! reader of a CI log sees them, then the key figures and the report's path. Also the
+//! GitHub Actions error annotation, shared with `squall compare`.
 
 use crate::metrics::Summary;
 use crate::report::markdown::{measured, micros};
@@ -16,16 +17,16 @@ pub fn print(outcome: &RunOutcome, quiet: bool) {
             RunStatus::Completed => "FAIL".to_string(),
         };
         println!("squall: {} — {verdict}", r.name());
-        // Under GitHub Actions each failed threshold also becomes an error annotation,
-        // shown on the run's page without opening the log.
-        let annotate = std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true");
-        for t in r.thresholds.iter().filter(|t| !t.ok && annotate) {
-            println!(
-                "::error title=squall threshold failed::{} `{}` (measured {}) in {}",
-                t.metric,
-                t.expression,
-                measured(t),
-                r.name()
+        for t in r.thresholds.iter().filter(|t| !t.ok) {
+            github_error(
+                "squall threshold failed",
+                &format!(
+                    "{} `{}` (measured {}) in {}",
+                    t.metric,
+                    t.expression,
+                    measured(t),
+                    r.name()
+                ),
             );
         }
         for t in r.thresholds.iter().filter(|t| !t.ok) {
@@ -61,4 +62,38 @@ pub fn print(outcome: &RunOutcome, quiet: bool) {
         );
     }
     println!("report: {}", outcome.dir.join("report.json").display());
+}
+
+/// Under GitHub Actions (`GITHUB_ACTIONS=true`), prints `message` as an error annotation,
+/// shown on the run's page without opening the log; elsewhere prints nothing.
+pub fn github_error(title: &str, message: &str) {
+    if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+        println!("{}", annotation(title, message));
+    }
+}
+
+/// `::error title=…::…`, escaped as the runner expects: `%`, CR and LF in both parts,
+/// `:` and `,` in the title too, so a message cannot end the command early.
+fn annotation(title: &str, message: &str) -> String {
+    let data = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let property = data(title).replace(':', "%3A").replace(',', "%2C");
+    format!("::error title={property}::{}", data(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::annotation;
+
+    #[test]
+    fn annotations_escape_what_would_end_the_command() {
+        assert_eq!(
+            annotation("squall compare", "p99 +85% (a → b)\nnext"),
+            "::error title=squall compare::p99 +85%25 (a → b)%0Anext"
+        );
+        assert_eq!(annotation("a: b, c", "x"), "::error title=a%3A b%2C c::x");
+    }
 }

@@ -2,6 +2,7 @@
 //! later HTML) render from it alone. Files are written atomically (temporary file, then rename), so
 //! a crash never leaves a half-written report.
 
+pub mod compare;
 pub mod junit;
 mod merge;
 pub use merge::merge;

@@ -35,6 +35,7 @@ mod tests;
 use std::path::Path;
 
 pub use error::ScenarioError;
+pub use messages::suggest;
 pub use model::*;
 pub use path::Position;
 pub use validate::is_sendable_close_code;
