@@ -36,7 +36,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = super::parse_duration)]
     pub latency_floor: Duration,
     /// Counter changes smaller than this many events are noise (messages_lost,
-    /// messages_duplicated and gave_up excepted: any rise from zero regresses).
+    /// messages_duplicated, gave_up and unrecovered excepted: any rise from zero
+    /// regresses).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_COUNT_FLOOR)]
     pub count_floor: u64,
     /// Histogram statistics decided by fewer samples than this, in either report, are

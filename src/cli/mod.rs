@@ -50,8 +50,8 @@ pub enum Command {
     /// histogram statistic side by side with its change.
     ///
     /// Exits 1 when a metric got worse by more than --max-regression percent of the base
-    /// (beyond the noise floors; any rise from zero of messages_lost, messages_duplicated
-    /// or gave_up), 2 on bad input or reports of different scenarios (docs/compare.md).
+    /// (beyond the noise floors; any rise from zero of messages_lost, messages_duplicated,
+    /// gave_up or unrecovered), 2 on bad input or reports of different scenarios (docs/compare.md).
     Compare(compare::CompareArgs),
     /// Join shard reports exactly (counters summed, histograms added) and judge the
     /// scenario's thresholds on the whole.
