@@ -34,6 +34,8 @@
 //! - [`clock`]: the run's time origin, on tokio's clock.
 //! - [`rng`]: seed derivation, so every component has its own reproducible stream.
 //! - [`touch`]: when a fault last broke each client's link, to time detection from it.
+//! - [`net`]: outgoing connections spread over loopback source addresses, so ephemeral
+//!   ports do not run out under reconnect storms.
 
 pub mod cli;
 pub mod clock;
@@ -41,6 +43,7 @@ pub mod events;
 pub mod gate;
 pub mod load;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod proxy;
 pub mod recovery;

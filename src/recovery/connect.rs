@@ -57,7 +57,7 @@ impl Dialer for TcpDialer {
     ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send + 'a>> {
         Box::pin(async move {
             let tcp = match self.via {
-                Some(addr) => TcpStream::connect(addr).await?,
+                Some(addr) => crate::net::connect(addr).await?,
                 None => TcpStream::connect((host, port)).await?,
             };
             let _ = tcp.set_nodelay(true);

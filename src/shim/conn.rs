@@ -206,7 +206,7 @@ fn refused(shared: &Shared, client: &TcpStream, conn: u64, key: Option<Key>) -> 
 }
 
 async fn dial(shared: &Shared) -> io::Result<TcpStream> {
-    let upstream = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(shared.upstream))
+    let upstream = tokio::time::timeout(DIAL_TIMEOUT, crate::net::connect(shared.upstream))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "dialing the upstream timed out"))??;
     upstream.set_nodelay(true)?;
