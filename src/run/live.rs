@@ -22,6 +22,9 @@ pub enum Live {
     Plain,
 }
 
+/// A worker's progress file, in its report directory.
+pub const PROGRESS_FILE: &str = "progress.json";
+
 /// Seconds between two plain lines.
 const PLAIN_EVERY: u64 = 5;
 
@@ -31,16 +34,118 @@ pub struct Status {
     last_delivered: u64,
     ticks: u64,
     fd_limit: u64,
+    /// Where a worker process leaves its progress for the parent to show.
+    file: Option<std::path::PathBuf>,
+}
+
+/// One second's progress of a run, or of one worker (as `progress.json` in its report
+/// directory, read by the parent that shows the whole).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    pub elapsed_s: u64,
+    pub duration_s: u64,
+    pub connected: i64,
+    pub target: u64,
+    /// Messages delivered in the last second.
+    pub rate: u64,
+    pub reconnects: u64,
+    /// p99 of reconnect latency so far, µs (for several workers: the worst worker's).
+    pub reconnect_p99_us: Option<u64>,
+    pub lost: u64,
+    pub open_files: u64,
+    pub fd_limit: u64,
+    pub faults: Vec<String>,
+}
+
+impl Progress {
+    /// Several workers' progress as one: sums, the longest elapsed time, the worst p99,
+    /// the highest per-process descriptor use.
+    pub fn sum(parts: &[Progress]) -> Progress {
+        let mut all = Progress::default();
+        for p in parts {
+            all.elapsed_s = all.elapsed_s.max(p.elapsed_s);
+            all.duration_s = all.duration_s.max(p.duration_s);
+            all.connected += p.connected;
+            all.target += p.target;
+            all.rate += p.rate;
+            all.reconnects += p.reconnects;
+            all.reconnect_p99_us = all.reconnect_p99_us.max(p.reconnect_p99_us);
+            all.lost += p.lost;
+            all.open_files = all.open_files.max(p.open_files);
+            all.fd_limit = all.fd_limit.max(p.fd_limit);
+            for f in &p.faults {
+                if !all.faults.contains(f) {
+                    all.faults.push(f.clone());
+                }
+            }
+        }
+        all
+    }
+
+    fn line(&self, workers: usize) -> String {
+        let faults = if self.faults.is_empty() {
+            "none".to_string()
+        } else {
+            self.faults.join(", ")
+        };
+        let files = match workers {
+            0 | 1 => format!("files {}/{}", self.open_files, self.fd_limit),
+            n => format!(
+                "{n} workers, files {}/{} in the busiest",
+                self.open_files, self.fd_limit
+            ),
+        };
+        format!(
+            "[{:>4}s/{}s] connected {}/{} · {} msg/s · reconnects {} (p99 {}) · lost so far {} · {} · faults: {}",
+            self.elapsed_s,
+            self.duration_s,
+            self.connected,
+            self.target,
+            self.rate,
+            self.reconnects,
+            self.reconnect_p99_us.map_or("–".to_string(), micros),
+            self.lost,
+            files,
+            faults
+        )
+    }
+
+    /// Prints the line the way `live` wants it.
+    pub fn print(&self, live: Live, workers: usize) {
+        let line = self.line(workers);
+        let mut out = std::io::stdout().lock();
+        match live {
+            Live::Off => return,
+            // \r and clear-to-end-of-line: one line, rewritten in place.
+            Live::Terminal => {
+                let _ = write!(out, "\r{line}\x1b[K");
+            }
+            Live::Plain => {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Whether this second's line is shown: every second on a terminal, every few in a log.
+pub fn due(live: Live, ticks: u64) -> bool {
+    match live {
+        Live::Off => false,
+        Live::Terminal => true,
+        Live::Plain => ticks.is_multiple_of(PLAIN_EVERY),
+    }
 }
 
 impl Status {
-    pub fn new(scenario: &Scenario) -> Self {
+    pub fn new(scenario: &Scenario, target_clients: u32, file: Option<std::path::PathBuf>) -> Self {
         Status {
             duration_s: scenario.duration.as_secs(),
-            target_clients: scenario.peak_clients(),
+            target_clients,
             last_delivered: 0,
             ticks: 0,
             fd_limit: rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(soft, _)| soft),
+            file,
         }
     }
 
@@ -50,49 +155,37 @@ impl Status {
         let delivered = metrics.peek(Counter::MessagesDelivered);
         let rate = delivered.saturating_sub(self.last_delivered);
         self.last_delivered = delivered;
-        if live == Live::Off || (live == Live::Plain && !self.ticks.is_multiple_of(PLAIN_EVERY)) {
+        if !due(live, self.ticks) && self.file.is_none() {
             return;
         }
-        let faults = shim.active_faults();
-        let faults = if faults.is_empty() {
-            "none".to_string()
-        } else {
-            faults.join(", ")
-        };
-        let p99 = metrics
-            .peek_quantile(Hist::ReconnectLatency, 0.99)
-            .map_or("–".to_string(), micros);
-        let line = format!(
-            "[{:>4}s/{}s] connected {}/{} · {} msg/s · reconnects {} (p99 {}) · lost so far {} · files {}/{} · faults: {}",
-            metrics.clock().elapsed().as_secs(),
-            self.duration_s,
-            metrics.connected_now(),
-            self.target_clients,
+        let progress = Progress {
+            elapsed_s: metrics.clock().elapsed().as_secs(),
+            duration_s: self.duration_s,
+            connected: metrics.connected_now(),
+            target: u64::from(self.target_clients),
             rate,
-            metrics.peek(Counter::Reconnects),
-            p99,
-            metrics.peek(Counter::MessagesLost),
-            open_files(),
-            self.fd_limit,
-            faults
-        );
-        let mut out = std::io::stdout().lock();
-        match live {
-            // \r and clear-to-end-of-line: one line, rewritten in place.
-            Live::Terminal => {
-                let _ = write!(out, "\r{line}\x1b[K");
-            }
-            _ => {
-                let _ = writeln!(out, "{line}");
-            }
+            reconnects: metrics.peek(Counter::Reconnects),
+            reconnect_p99_us: metrics.peek_quantile(Hist::ReconnectLatency, 0.99),
+            lost: metrics.peek(Counter::MessagesLost),
+            open_files: open_files(),
+            fd_limit: self.fd_limit,
+            faults: shim.active_faults(),
+        };
+        if let Some(file) = &self.file
+            && let Ok(json) = serde_json::to_vec(&progress)
+        {
+            // Best effort: progress is for the eye, the report is what counts.
+            let _ = crate::report::write_atomic(file, &json);
         }
-        let _ = out.flush();
+        if due(live, self.ticks) {
+            progress.print(live, 1);
+        }
     }
 }
 
 /// Descriptors this process has open now (Linux; 0 where /proc is missing).
-fn open_files() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+fn open_files() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
 }
 
 /// Ends the status line so the summary starts on a fresh line.

@@ -26,7 +26,7 @@ use crate::shim::{Shim, ShimConfig, ShimHandle};
 use crate::target::{self, ServerHandle};
 use crate::touch::TouchBoard;
 
-pub use live::Live;
+pub use live::{Live, Progress};
 pub use resources::{ResourceError, fds_needed, raise_fd_limit, workers_needed};
 pub use workers::{Workers, run as run_workers};
 
@@ -464,7 +464,12 @@ async fn drive(
         Duration::from_secs(1),
     );
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut status = live::Status::new(scenario);
+    let target = match opts.shard {
+        Some(shard) => shard.share_of(scenario.peak_clients()),
+        None => scenario.peak_clients(),
+    };
+    let file = opts.into.as_ref().map(|dir| dir.join(live::PROGRESS_FILE));
+    let mut status = live::Status::new(scenario, target, file);
     loop {
         tokio::select! {
             _ = interrupt.cancelled() => {

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+use super::live::{self, Live, Progress};
 use super::{RunError, RunOptions, RunOutcome, RunStatus};
 use crate::gate;
 use crate::load::Shard;
@@ -40,7 +41,6 @@ pub async fn run(
     let started_at = SystemTime::now();
     let dir = super::report_dir(scenario, opts, started_at)?;
     let exe = std::env::current_exe().map_err(|e| RunError::Workers(e.to_string()))?;
-    let shard_dir = |i: u32| dir.join("shards").join(i.to_string());
     let mut children: Vec<(Shard, Child)> = Vec::new();
     for index in 0..workers.count {
         let shard = Shard {
@@ -53,7 +53,7 @@ pub async fn run(
             .arg("--shard")
             .arg(shard.to_string())
             .arg("--into")
-            .arg(shard_dir(index))
+            .arg(shard_dir(&dir, index))
             .arg("--quiet")
             .stdin(Stdio::null())
             // Each child prints only its report path; the merged one is what counts.
@@ -78,24 +78,38 @@ pub async fn run(
     );
     tokio::pin!(waits);
     let mut forwarded = false;
-    let exits = tokio::select! {
-        exits = &mut waits => exits,
-        _ = interrupt.cancelled() => {
-            forwarded = true;
-            terminate_all(&pids);
-            waits.await
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.tick().await;
+    let mut ticks = 0u64;
+    let exits = loop {
+        tokio::select! {
+            exits = &mut waits => break exits,
+            _ = interrupt.cancelled(), if !forwarded => {
+                forwarded = true;
+                terminate_all(&pids);
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                if live::due(opts.live, ticks) {
+                    show_progress(&dir, workers.count, opts.live);
+                }
+            }
         }
     };
+    live::clear(opts.live);
     let codes: Vec<(Shard, Option<i32>)> = exits
         .into_iter()
         .map(|(shard, status)| (shard, status.ok().and_then(|s| s.code())))
         .collect();
 
     join_events(&dir, &codes);
+    for (shard, _) in &codes {
+        let _ = std::fs::remove_file(shard_dir(&dir, shard.index).join(live::PROGRESS_FILE));
+    }
     let mut reports = Vec::new();
     let mut missing = Vec::new();
     for (shard, code) in &codes {
-        match report::read(&shard_dir(shard.index).join("report.json")) {
+        match report::read(&shard_dir(&dir, shard.index).join("report.json")) {
             Ok(r) => reports.push(r),
             Err(e) => missing.push(format!(
                 "worker {shard} exited with {} and left no report ({e})",
@@ -132,6 +146,24 @@ pub async fn run(
     })
 }
 
+/// Where worker `index` writes its report, inside the run's report directory.
+fn shard_dir(dir: &std::path::Path, index: u32) -> std::path::PathBuf {
+    dir.join("shards").join(index.to_string())
+}
+
+/// The workers' progress as one line (each worker leaves its own every second).
+fn show_progress(dir: &std::path::Path, count: u32, live: Live) {
+    let parts: Vec<Progress> = (0..count)
+        .filter_map(|i| {
+            let path = shard_dir(dir, i).join(live::PROGRESS_FILE);
+            serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+        })
+        .collect();
+    if !parts.is_empty() {
+        Progress::sum(&parts).print(live, count as usize);
+    }
+}
+
 /// The run's `events.jsonl`: every shard's events, each line marked with its shard.
 fn join_events(dir: &std::path::Path, shards: &[(Shard, Option<i32>)]) {
     use std::io::{BufRead, BufWriter, Write};
@@ -140,10 +172,7 @@ fn join_events(dir: &std::path::Path, shards: &[(Shard, Option<i32>)]) {
     };
     let mut out = BufWriter::new(out);
     for (shard, _) in shards {
-        let path = dir
-            .join("shards")
-            .join(shard.index.to_string())
-            .join("events.jsonl");
+        let path = shard_dir(dir, shard.index).join("events.jsonl");
         let Ok(file) = std::fs::File::open(path) else {
             continue;
         };
