@@ -215,8 +215,8 @@
     var bottom = panelTop(d.panels.length) - GAP;
     var height = bottom + 44;
     var svg = newSvg(box, height, "Timeline of the run, per second, with fault windows shaded");
-
-    // Bands first, so lines draw over them.
+    // Grids under the bands, bands under the lines.
+    var grid = el(svg, "g", { class: "grid-layer" });
     labels.forEach(function (l) {
       l.fault.windows.forEach(function (w) {
         var x0 = sx(w[0]);
@@ -240,7 +240,6 @@
 
     // Time ticks, shared by every panel.
     var xt = axis(0, end, 10);
-    var ys = [];
     d.panels.forEach(function (p, i) {
       var g = el(svg, "g", { class: "panel" });
       var y0 = panelTop(i) + HEADER;
@@ -256,12 +255,11 @@
       });
       var ax = axis(finiteMin(values), finiteMax(values), 4);
       if (ax.hi <= 0) ax = axis(0, 1, 4);
-      var y = yAxis(g, ax, y0, PLOT_H, fmtNum);
-      ys.push(y);
+      var y = yAxis(grid, ax, y0, PLOT_H, fmtNum);
       axisTitle(g, 18, y0 + PLOT_H / 2, p.unit, true);
       xt.ticks.forEach(function (s) {
         if (s > end) return;
-        el(g, "line", { x1: sx(s), x2: sx(s), y1: y0, y2: y0 + PLOT_H, class: "grid" });
+        el(grid, "line", { x1: sx(s), x2: sx(s), y1: y0, y2: y0 + PLOT_H, class: "grid" });
       });
       el(g, "rect", { x: LEFT, y: y0, width: PLOT_W, height: PLOT_H, class: "frame" });
       p.series.forEach(function (s, k) {
