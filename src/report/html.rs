@@ -91,15 +91,16 @@ fn write_page(o: &mut String, r: &Report) -> fmt::Result {
 
     let (bars, empty) = figures::count_bars(r);
     section(o, "retransmits", "Retransmits and attempts", None)?;
-    for f in &bars {
-        figure(o, f, &mut charts)?;
-    }
+    pair(o, &bars, &mut charts)?;
     no_samples(o, &empty)?;
     end_section(o)?;
 
     section(o, "errors", "Errors", None)?;
-    figure(o, &errors::error_classes(r), &mut charts)?;
-    figure(o, &errors::close_codes(r), &mut charts)?;
+    pair(
+        o,
+        &[errors::error_classes(r), errors::close_codes(r)],
+        &mut charts,
+    )?;
     tables::close_codes(o, r)?;
     end_section(o)?;
 
@@ -212,6 +213,19 @@ fn figure(
         writeln!(o, "<p class=\"note\">{}</p>", Esc(note))?;
     }
     writeln!(o, "</figure>")
+}
+
+/// Figures side by side, two to a row (bar charts are narrow).
+fn pair(
+    o: &mut String,
+    figures: &[Figure],
+    charts: &mut serde_json::Map<String, serde_json::Value>,
+) -> fmt::Result {
+    writeln!(o, "<div class=\"pair\">")?;
+    for f in figures {
+        figure(o, f, charts)?;
+    }
+    writeln!(o, "</div>")
 }
 
 /// One line naming the histograms left out because nothing was measured.

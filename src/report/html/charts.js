@@ -13,6 +13,8 @@
   var LEFT = 72;
   var RIGHT = 24;
   var PLOT_W = WIDTH - LEFT - RIGHT;
+  // A chart in one of two columns.
+  var HALF_WIDTH = 470;
 
   // ---- small helpers -------------------------------------------------------------
 
@@ -419,14 +421,17 @@
     var height = TOP + PLOT_H + 28 + lines * 15 + 20;
     var n = Math.max(1, d.categories.length);
     var m = Math.max(1, d.series.length);
-    // A few bars stay narrow and close; the chart is then narrower than the page, drawn
-    // at the scale of the others.
-    var band = Math.min(PLOT_W / n, 48 + 44 * m);
+    // A few bars stay narrow and close, in half the page's width: bar charts sit in
+    // pairs. One with many bars takes the whole row, at the scale of the other charts.
+    var band = Math.min(PLOT_W / n, 40 + 36 * m);
     var plotW = band * n;
-    var width = Math.max(LEFT + plotW + RIGHT, d.series.length > 1 ? 520 : 360);
+    var width = Math.max(LEFT + plotW + RIGHT, HALF_WIDTH);
     var svg = newSvg(box, height, "Bar chart");
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
-    svg.style.width = ((100 * width) / WIDTH).toFixed(2) + "%";
+    if (width > HALF_WIDTH) {
+      box.parentNode.classList.add("wide");
+      svg.style.width = ((100 * width) / WIDTH).toFixed(2) + "%";
+    }
     var barW = Math.min(56, (band * 0.78) / m);
     var values = d.series.map(function (s) {
       return s.values;
