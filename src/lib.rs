@@ -28,7 +28,8 @@
 //! - [`metrics`]: counters, HDR histograms and the per-second timeline, recorded per
 //!   worker thread and merged at the end.
 //! - [`gate`]: thresholds evaluated against the merged metrics: the verdict.
-//! - [`report`]: `report.json` (the source of truth), the formats rendered from it, and
+//! - [`report`]: `report.json` (the source of truth) and the formats rendered from it
+//!   (Markdown, a self-contained HTML page with charts, JUnit XML), and
 //!   `report::compare`, one report judged against another.
 //! - [`events`]: `events.jsonl` and the fault ledger.
 //! - [`clock`]: the run's time origin, on tokio's clock.

@@ -39,3 +39,6 @@ mod serve;
 
 // squall against a WebSocket echo server it did not write (Python's `websockets`).
 mod external;
+
+// report.html in headless Chromium: every chart drawn, no script error.
+mod html;

@@ -229,13 +229,6 @@ fn run_command(args: RunArgs) -> Exit {
     };
     let shard = args.shard;
     let quiet = args.quiet;
-    let pending = crate::report::pending_formats(&scenario.report.formats);
-    if !pending.is_empty() {
-        eprintln!(
-            "note: {} reports are not built yet; writing the others",
-            pending.join(" and ")
-        );
-    }
     let exit = runtime.block_on(async move {
         let interrupt = CancellationToken::new();
         tokio::spawn(watch_signals(

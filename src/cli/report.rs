@@ -1,4 +1,4 @@
-//! `squall report REPORT.json --format md|junit [-o FILE]`: renders a format again from a
+//! `squall report REPORT.json --format md|html|junit [-o FILE]`: renders a format again from a
 //! report's JSON alone (stdout unless `-o`).
 
 use std::io::Write;
@@ -24,6 +24,9 @@ pub struct ReportArgs {
 pub enum Format {
     /// report.md: the verdict first, then recovery, delivery, errors, faults, thresholds.
     Md,
+    /// report.html: one self-contained page with charts (timeline, percentile curves,
+    /// retransmits, errors) and every figure as a table.
+    Html,
     /// junit.xml: one test case per threshold, plus one for the run itself.
     Junit,
 }
@@ -38,6 +41,7 @@ pub fn run(args: ReportArgs) -> Exit {
     };
     let text = match args.format {
         Format::Md => report::markdown::render(&r),
+        Format::Html => report::html::render(&r),
         Format::Junit => report::junit::render(&r),
     };
     match &args.output {

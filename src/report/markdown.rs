@@ -373,7 +373,8 @@ pub fn micros(us: u64) -> String {
     }
 }
 
-fn secs(us: u64) -> String {
+/// Microseconds since the start as seconds: `12.5s`.
+pub(crate) fn secs(us: u64) -> String {
     format!("{:.1}s", us as f64 / 1e6)
 }
 

@@ -1,8 +1,9 @@
-//! Reports: `report.json` is the source of truth; `report.md` and `junit.xml` (and
-//! later HTML) render from it alone. Files are written atomically (temporary file, then rename), so
-//! a crash never leaves a half-written report.
+//! Reports: `report.json` is the source of truth; `report.md`, `report.html` and
+//! `junit.xml` render from it alone. Files are written atomically (temporary file, then
+//! rename), so a crash never leaves a half-written report.
 
 pub mod compare;
+pub mod html;
 pub mod junit;
 mod merge;
 pub use merge::merge;
@@ -82,26 +83,17 @@ pub fn write_all(
                 &dir.join("report.md"),
                 markdown::render(report).as_bytes(),
             )?),
+            ReportFormat::Html => written.push(write_atomic(
+                &dir.join("report.html"),
+                html::render(report).as_bytes(),
+            )?),
             ReportFormat::Junit => written.push(write_atomic(
                 &dir.join("junit.xml"),
                 junit::render(report).as_bytes(),
             )?),
-            // Not rendered yet: `pending_formats` names it so the user is told.
-            ReportFormat::Html => {}
         }
     }
     Ok(written)
-}
-
-/// Formats asked for that this version does not render yet (`write_all` skips them).
-pub fn pending_formats(formats: &[ReportFormat]) -> Vec<&'static str> {
-    formats
-        .iter()
-        .filter_map(|f| match f {
-            ReportFormat::Html => Some("html"),
-            ReportFormat::Json | ReportFormat::Md | ReportFormat::Junit => None,
-        })
-        .collect()
 }
 
 /// Reads a `report.json`.
