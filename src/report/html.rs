@@ -105,6 +105,7 @@ fn write_page(o: &mut String, r: &Report) -> fmt::Result {
     end_section(o)?;
 
     tables::faults(o, r)?;
+    tables::scopes(o, r)?;
     tables::counters(o, r)?;
     tables::histograms(o, r)?;
     writeln!(o, "</main>")?;

@@ -376,3 +376,68 @@ mod tests {
         assert_eq!(number(u64::MAX), "18,446,744,073,709,551,615");
     }
 }
+
+/// What happened during and after the faults that scoped thresholds name.
+pub fn scopes(o: &mut String, r: &Report) -> fmt::Result {
+    if r.scopes.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        o,
+        "<section id=\"scopes\">\n<h2>During and after the faults</h2>\n<p class=\"note\">While a \
+         fault's windows were open (<code>during:</code>), and from each window's end until the \
+         next window of any fault starts (<code>after:</code>). Recovery times each client whose \
+         outage began in a window or its aftermath, from that window's end to its session \
+         resumed.</p>"
+    )?;
+    writeln!(
+        o,
+        "<table>\n<thead><tr><th>scope</th><th>covers</th><th class=\"num\">disconnects</th>\
+         <th class=\"num\">reconnects</th><th class=\"num\">reconnect p99</th>\
+         <th class=\"num\">recovery p50</th><th class=\"num\">recovery p99</th>\
+         <th class=\"num\">recovery max</th><th class=\"num\">not resumed</th></tr></thead>\n<tbody>"
+    )?;
+    for scope in &r.scopes {
+        let after = scope.scope.starts_with("after:");
+        let stat = |name: &str, f: fn(&Summary) -> u64| match scope.histograms.get(name) {
+            Some(s) if s.count > 0 => micros(f(s)),
+            _ if name == "recovery_time" && !after => "n/a".to_string(),
+            _ => "–".to_string(),
+        };
+        let covers: Vec<String> = scope
+            .windows
+            .iter()
+            .map(|(from, to)| match to {
+                Some(to) => format!("{}–{}", secs(*from), secs(*to)),
+                None => format!("{}–end", secs(*from)),
+            })
+            .collect();
+        let c = &scope.counters;
+        let unrecovered = if after {
+            number(c.unrecovered)
+        } else {
+            "n/a".to_string()
+        };
+        let class = if after && c.unrecovered > 0 {
+            "bad"
+        } else {
+            ""
+        };
+        writeln!(
+            o,
+            "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num {class}\">{}</td></tr>",
+            Esc(&scope.scope),
+            Esc(&covers.join(", ")),
+            number(c.disconnects),
+            number(c.reconnects),
+            stat("reconnect_latency", |s| s.p99),
+            stat("recovery_time", |s| s.p50),
+            stat("recovery_time", |s| s.p99),
+            stat("recovery_time", |s| s.max),
+            unrecovered
+        )?;
+    }
+    writeln!(o, "</tbody>\n</table>\n</section>")
+}
