@@ -15,7 +15,8 @@
 # wait until it has finished, then the merge Job and a wait for it. The exit code is the
 # merge's, like `squall run`'s: 0 every threshold held on the merged run, 1 a threshold
 # failed, 2 bad input (a flag, the scenario), 3 could not run (a shard failed, a timeout).
-# Needs kubectl 1.27 or newer (kustomize v5); the cluster Kubernetes 1.29 or newer.
+# Needs kubectl with its built-in kustomize (tried with kubectl 1.32, kustomize v5.5.0)
+# and Kubernetes 1.29 or newer (backoffLimitPerIndex, FailIndex).
 set -euo pipefail
 
 usage() {
