@@ -22,6 +22,9 @@ mod shards;
 // `squall compare`: a real report against itself and against hand-edited worse copies.
 mod compare;
 
+// deploy/kubernetes/: the manifests' kinds and fields, and their commands run locally.
+mod deploy;
+
 // Whole runs in-process: server, shim, clients, report.json.
 mod end_to_end;
 
