@@ -363,20 +363,6 @@ fn number(n: u64) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_grouped_by_thousands() {
-        assert_eq!(number(0), "0");
-        assert_eq!(number(999), "999");
-        assert_eq!(number(7798), "7,798");
-        assert_eq!(number(1_234_567), "1,234,567");
-        assert_eq!(number(u64::MAX), "18,446,744,073,709,551,615");
-    }
-}
-
 /// What happened during and after the faults that scoped thresholds name.
 pub fn scopes(o: &mut String, r: &Report) -> fmt::Result {
     if r.scopes.is_empty() {
@@ -440,4 +426,18 @@ pub fn scopes(o: &mut String, r: &Report) -> fmt::Result {
         )?;
     }
     writeln!(o, "</tbody>\n</table>\n</section>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(number(0), "0");
+        assert_eq!(number(999), "999");
+        assert_eq!(number(7798), "7,798");
+        assert_eq!(number(1_234_567), "1,234,567");
+        assert_eq!(number(u64::MAX), "18,446,744,073,709,551,615");
+    }
 }
