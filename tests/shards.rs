@@ -126,3 +126,36 @@ fn a_shard_runs_its_slice_and_exits_0_whatever_its_thresholds() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("more than the scenario's 30 clients"));
 }
+
+#[test]
+fn a_worker_that_aborts_stops_the_others_and_the_run_is_aborted() {
+    let dir = TempDir::new("shards-abort");
+    let path = dir.write(
+        "abort.yaml",
+        "name: abort-workers
+duration: 60s
+clients: { count: 6 }
+messages: { rate: 10/s, size: 32B }
+faults:
+  - { kind: reset, at: 1s }
+thresholds:
+  reconnect_latency: { threshold: \"max < 1ms\", abort_on_fail: true }
+",
+    );
+    let started = std::time::Instant::now();
+    let out = squall_run(&path, &dir, &["--quiet", "--workers", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let r = report_json(&only_report_dir(dir.path()));
+    assert_eq!(r["run"]["status"], "aborted");
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        r["run"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("reconnect_latency"),
+        "{}",
+        r["run"]
+    );
+    assert_eq!(r["delivery"]["closes"], true);
+}

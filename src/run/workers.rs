@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::SystemTime;
 
+use futures_util::StreamExt;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
@@ -71,19 +72,27 @@ pub async fn run(
     }
 
     let pids: Vec<u32> = children.iter().filter_map(|(_, c)| c.id()).collect();
-    let waits = futures_util::future::join_all(
-        children
-            .iter_mut()
-            .map(|(shard, child)| async move { (*shard, child.wait().await) }),
-    );
-    tokio::pin!(waits);
+    let mut waits: futures_util::stream::FuturesUnordered<_> = children
+        .iter_mut()
+        .map(|(shard, child)| async move { (*shard, child.wait().await) })
+        .collect();
     let mut forwarded = false;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.tick().await;
     let mut ticks = 0u64;
-    let exits = loop {
+    let mut exits = Vec::new();
+    while exits.len() < workers.count as usize {
         tokio::select! {
-            exits = &mut waits => break exits,
+            Some((shard, status)) = waits.next() => {
+                // A worker whose `abort_on_fail` threshold failed exits 1 early: the
+                // others stop too, as one process would have.
+                let aborted = status.as_ref().ok().and_then(|s| s.code()) == Some(1);
+                if aborted && !forwarded {
+                    forwarded = true;
+                    terminate_all(&pids);
+                }
+                exits.push((shard, status));
+            }
             _ = interrupt.cancelled(), if !forwarded => {
                 forwarded = true;
                 terminate_all(&pids);
@@ -95,7 +104,9 @@ pub async fn run(
                 }
             }
         }
-    };
+    }
+    drop(waits);
+    exits.sort_by_key(|(shard, _)| shard.index);
     live::clear(opts.live);
     let codes: Vec<(Shard, Option<i32>)> = exits
         .into_iter()
@@ -127,6 +138,10 @@ pub async fn run(
     if !missing.is_empty() {
         merged.run.status = "failed".to_string();
         merged.run.error = Some(missing.join("; "));
+    } else if let Some(aborted) = reports.iter().find(|r| r.run.status == "aborted") {
+        merged.run.status = "aborted".to_string();
+        merged.run.interrupted = false;
+        merged.run.error = aborted.run.error.clone();
     } else if forwarded && merged.run.status == "completed" {
         merged.run.status = "interrupted".to_string();
         merged.run.interrupted = true;
