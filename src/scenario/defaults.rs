@@ -98,6 +98,12 @@ pub mod limits {
 
     /// Largest scenario file read.
     pub const FILE_BYTES: u64 = 1 << 20;
+    /// Most values (scalars, lists, maps, keys) a scenario holds once its aliases are
+    /// expanded: hundreds of times what the fullest shipped scenario holds (about 300),
+    /// while a few lines of aliases that repeat an anchor go past it at once, before they
+    /// cost memory or time. serde_yaml bounds how often aliases nest, not how much one
+    /// repeats.
+    pub const VALUES: usize = 250_000;
     /// Longest run, and longest any duration in a scenario may be.
     pub const DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
     /// Most clients in one group, and in total.
