@@ -33,10 +33,13 @@
 //! - [`clock`]: the run's time origin, on tokio's clock.
 //! - [`rng`]: seed derivation, so every component has its own reproducible stream.
 //! - [`touch`]: when a fault last broke each client's link, to time detection from it.
+//! - `fuzzing`: entry points for the fuzz targets in `fuzz/` and their regression tests.
 
 pub mod cli;
 pub mod clock;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod load;
 pub mod metrics;

@@ -14,6 +14,9 @@ mod scenarios;
 // and `run`, naming the file, line and key, and nothing panics.
 mod bad_input;
 
+// The fuzz targets' checks on every kept input: regressions, seeds, scenario files.
+mod fuzz;
+
 // Exit codes and messages of the built `squall` binary.
 mod cli;
 
