@@ -19,31 +19,32 @@ struct Case {
 
 /// `tests/data/invalid/`: the first line is `# expect: <key.path> <line>`.
 fn invalid() -> Vec<Case> {
-    files(&root().join("tests/data/invalid"))
-        .into_iter()
-        .map(|path| {
-            let (key, line) = header(&path)
-                .rsplit_once(' ')
-                .map(|(key, line)| (key.to_owned(), line.parse().ok()))
-                .unwrap_or_else(|| panic!("{}: `# expect: <key> <line>`", path.display()));
-            Case {
-                path,
-                line,
-                says: format!(": {key}: "),
-            }
-        })
-        .collect()
+    headed("tests/data/invalid", "<key.path> <line>", |expect| {
+        let (key, line) = expect.rsplit_once(' ')?;
+        Some((Some(line.parse().ok()?), format!(": {key}: ")))
+    })
 }
 
 /// `tests/data/malformed/`: the first line is `# expect: <line or -> <message>`.
 fn malformed() -> Vec<Case> {
-    files(&root().join("tests/data/malformed"))
+    headed("tests/data/malformed", "<line or -> <message>", |expect| {
+        let (line, says) = expect.split_once(' ')?;
+        Some((line.parse().ok(), says.to_owned()))
+    })
+}
+
+/// The files of `dir`, with what their `# expect: <form>` first line says, as `read`
+/// reads it.
+fn headed(
+    dir: &str,
+    form: &str,
+    read: impl Fn(&str) -> Option<(Option<usize>, String)>,
+) -> Vec<Case> {
+    files(&root().join(dir))
         .into_iter()
         .map(|path| {
-            let (line, says) = header(&path)
-                .split_once(' ')
-                .map(|(line, says)| (line.parse().ok(), says.to_owned()))
-                .unwrap_or_else(|| panic!("{}: `# expect: <line> <message>`", path.display()));
+            let (line, says) = read(&header(&path))
+                .unwrap_or_else(|| panic!("{}: `# expect: {form}`", path.display()));
             Case { path, line, says }
         })
         .collect()

@@ -8,7 +8,7 @@
 //! The parser's limits are guarded here too, before it is trusted with hostile text:
 //! flow collections nested past its recursion limit (`nesting`: libyaml takes time that
 //! grows with the square of the depth to find out), and aliases that expand a small file
-//! into millions of values ([`limits::VALUES`]). A byte-order mark is not a document.
+//! into millions of values ([`value_budget`]). A byte-order mark is not a document.
 
 mod nesting;
 
@@ -138,11 +138,18 @@ fn second_document(text: &str) -> Option<Position> {
     None
 }
 
-/// Counts the values of the document, aliases expanded, and refuses it past
-/// [`limits::VALUES`], or when serde_yaml's own guard against aliases within aliases
-/// trips. Any other problem is left to the typed pass to report.
+/// How many values `text` may expand to: the work a document may ask of the parser
+/// grows with its length, whatever its aliases say.
+fn value_budget(text: &str) -> usize {
+    (limits::VALUES_PER_BYTE.saturating_mul(text.len())).clamp(limits::VALUES_MIN, limits::VALUES)
+}
+
+/// Counts the values of the document, aliases expanded, and refuses it past its
+/// [`value_budget`], or when serde_yaml's own guard against aliases within aliases trips.
+/// Any other problem is left to the typed pass to report.
 fn count_values(text: &str) -> Result<(), Rejection> {
-    let mut left = limits::VALUES;
+    let budget = value_budget(text);
+    let mut left = budget;
     let Err(error) =
         (Count { left: &mut left }).deserialize(serde_yaml::Deserializer::from_str(text))
     else {
@@ -151,9 +158,8 @@ fn count_values(text: &str) -> Result<(), Rejection> {
     let shown = error.to_string();
     let message = if shown.contains(TOO_MANY) {
         format!(
-            "holds more than {} values once its aliases (`*name`) are expanded; \
-             a scenario holds far fewer",
-            limits::VALUES
+            "expands to more than {budget} values through its aliases (`*name`); a \
+             scenario holds far fewer"
         )
     } else if shown.contains("repetition limit exceeded") {
         "nests aliases (`*name`) within aliases too often to expand them".to_owned()

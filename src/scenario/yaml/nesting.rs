@@ -66,81 +66,92 @@ impl<'t> Scan<'t> {
                 }
             }
             let c = self.peek(0);
-            if column == 0 && c == b'%' {
-                self.skip_line();
-                continue;
-            }
-            if column == 0 && self.document_marker() {
-                self.at += 3;
-                if self.depth == 0 {
-                    self.indents.truncate(1);
-                }
-                self.key = None;
-                self.key_allowed = false;
-                continue;
-            }
-            match c {
-                b'[' | b'{' => {
-                    self.save_key();
-                    self.depth += 1;
-                    if self.depth > MAX_DEPTH {
-                        return Err(self.position());
-                    }
-                    self.deepest = self.deepest.max(self.depth);
-                    self.at += 1;
-                    self.key_allowed = true;
-                }
-                b']' | b'}' => {
-                    self.depth = self.depth.saturating_sub(1);
-                    self.at += 1;
-                    self.key_allowed = false;
-                }
-                b',' => {
-                    self.at += 1;
-                    self.key_allowed = true;
-                }
-                b'-' if is_blankz(self.peek(1)) => {
-                    self.roll(column);
-                    self.at += 1;
-                    self.key_allowed = true;
-                }
-                b'?' if self.depth > 0 || is_blankz(self.peek(1)) => {
-                    self.roll(column);
-                    self.at += 1;
-                    self.key_allowed = self.depth == 0;
-                }
-                b':' if self.depth > 0 || is_blankz(self.peek(1)) => {
-                    match self.key.take() {
-                        Some((line, key_column)) if line == self.line => self.roll(key_column),
-                        _ => self.roll(column),
-                    }
-                    self.at += 1;
-                    self.key_allowed = self.depth == 0;
-                }
-                b'*' | b'&' => {
-                    self.save_key();
-                    self.at += 1;
-                    while is_anchor_char(self.peek(0)) {
-                        self.at += 1;
-                    }
-                    self.key_allowed = false;
-                }
-                b'!' => {
-                    self.save_key();
-                    self.tag();
-                    self.key_allowed = false;
-                }
-                b'|' | b'>' if self.depth == 0 => self.block_scalar(),
-                b'\'' | b'"' => {
-                    self.save_key();
-                    self.quoted(c);
-                    self.key_allowed = false;
-                }
-                _ if self.starts_plain(c) => self.plain(),
-                // Nothing libyaml reads starts here: it stops at this character.
-                _ => self.at += 1,
+            let before = self.at;
+            self.token(c, column)?;
+            // Every token takes at least one byte; should one not, the scan still ends.
+            if self.at == before {
+                self.at += 1;
             }
         }
+    }
+
+    /// One token starting with `c`, as libyaml's `fetch_next_token` tells them apart.
+    fn token(&mut self, c: u8, column: usize) -> Result<(), Position> {
+        if column == 0 && c == b'%' {
+            self.skip_line();
+            return Ok(());
+        }
+        if column == 0 && self.document_marker() {
+            self.at += 3;
+            if self.depth == 0 {
+                self.indents.truncate(1);
+            }
+            self.key = None;
+            self.key_allowed = false;
+            return Ok(());
+        }
+        match c {
+            b'[' | b'{' => {
+                self.save_key();
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(self.position());
+                }
+                self.deepest = self.deepest.max(self.depth);
+                self.at += 1;
+                self.key_allowed = true;
+            }
+            b']' | b'}' => {
+                self.depth = self.depth.saturating_sub(1);
+                self.at += 1;
+                self.key_allowed = false;
+            }
+            b',' => {
+                self.at += 1;
+                self.key_allowed = true;
+            }
+            b'-' if self.blankz_at(1) => {
+                self.roll(column);
+                self.at += 1;
+                self.key_allowed = true;
+            }
+            b'?' if self.depth > 0 || self.blankz_at(1) => {
+                self.roll(column);
+                self.at += 1;
+                self.key_allowed = self.depth == 0;
+            }
+            b':' if self.depth > 0 || self.blankz_at(1) => {
+                match self.key.take() {
+                    Some((line, key_column)) if line == self.line => self.roll(key_column),
+                    _ => self.roll(column),
+                }
+                self.at += 1;
+                self.key_allowed = self.depth == 0;
+            }
+            b'*' | b'&' => {
+                self.save_key();
+                self.at += 1;
+                while is_anchor_char(self.peek(0)) {
+                    self.at += 1;
+                }
+                self.key_allowed = false;
+            }
+            b'!' => {
+                self.save_key();
+                self.tag();
+                self.key_allowed = false;
+            }
+            b'|' | b'>' if self.depth == 0 => self.block_scalar(),
+            b'\'' | b'"' => {
+                self.save_key();
+                self.quoted(c);
+                self.key_allowed = false;
+            }
+            _ if self.starts_plain(c) => self.plain(),
+            // Nothing libyaml reads starts here: it stops at this character.
+            _ => self.at += 1,
+        }
+        Ok(())
     }
 
     fn peek(&self, ahead: usize) -> u8 {
@@ -251,7 +262,7 @@ impl<'t> Scan<'t> {
         let indicator = is_blankz(c) || b"-?:,[]{}#&*!|>'\"%@`".contains(&c);
         !indicator
             || (c == b'-' && !matches!(self.peek(1), b' ' | b'\t'))
-            || (self.depth == 0 && matches!(c, b'?' | b':') && !is_blankz(self.peek(1)))
+            || (self.depth == 0 && matches!(c, b'?' | b':') && !self.blankz_at(1))
     }
 
     /// libyaml's `scan_plain_scalar`: words, and in the block context the lines indented
@@ -480,6 +491,22 @@ mod tests {
         assert!(!depth_ok(&text));
         // A plain scalar's next line at the enclosing collection's indentation is a key.
         let text = format!("a: b\n'c': {}", nested("[", 200));
+        assert!(!depth_ok(&text));
+    }
+
+    #[test]
+    fn every_line_break_libyaml_knows_ends_a_token() {
+        // NEL, LS and PS are line breaks to libyaml: `:` before one is a value indicator.
+        for text in [
+            "a:\u{85}",
+            "a:\u{2028}b",
+            "? \u{2029}",
+            "-\u{85}-\u{85}",
+            ":\u{85}:",
+        ] {
+            assert_eq!(Scan::new(text.as_bytes()).run(), Ok(0), "{text:?}");
+        }
+        let text = format!("a:\u{2028}{}", nested("[", 200));
         assert!(!depth_ok(&text));
     }
 
