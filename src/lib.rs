@@ -37,10 +37,13 @@
 //! - [`touch`]: when a fault last broke each client's link, to time detection from it.
 //! - [`net`]: outgoing connections spread over loopback source addresses, so ephemeral
 //!   ports do not run out under reconnect storms.
+//! - `fuzzing`: entry points for the fuzz targets in `fuzz/` and their regression tests.
 
 pub mod cli;
 pub mod clock;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod load;
 pub mod metrics;

@@ -10,6 +10,13 @@ mod support;
 // fails with the key path and line it names.
 mod scenarios;
 
+// The bad-input corpus (tests/data/README.md): every broken file exits 2 from `validate`
+// and `run`, naming the file, line and key, and nothing panics.
+mod bad_input;
+
+// The fuzz targets' checks on every kept input: regressions, seeds, scenario files.
+mod fuzz;
+
 // Exit codes and messages of the built `squall` binary.
 mod cli;
 

@@ -98,6 +98,17 @@ pub mod limits {
 
     /// Largest scenario file read.
     pub const FILE_BYTES: u64 = 1 << 20;
+    /// Most values (scalars, lists, maps, keys) a scenario may hold once its aliases
+    /// (`*name`) are expanded, per byte of its text: written out, a file holds about one
+    /// per byte at most. So aliases may repeat what they name, but a few lines of aliases
+    /// that repeat aliases are refused before they cost memory or time. serde_yaml bounds
+    /// only how often aliases nest, not how much one repeats.
+    pub const VALUES_PER_BYTE: usize = 4;
+    /// The values allowed however small the file.
+    pub const VALUES_MIN: usize = 10_000;
+    /// The values allowed however large the file: hundreds of times what the fullest
+    /// shipped scenario holds (about 300).
+    pub const VALUES: usize = 250_000;
     /// Longest run, and longest any duration in a scenario may be.
     pub const DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
     /// Most clients in one group, and in total.

@@ -60,8 +60,8 @@ impl ScenarioError {
         Self::Invalid {
             origin: origin.to_owned(),
             position,
-            path: path.to_string(),
-            message: message.into(),
+            path: shorten(&path.to_string()),
+            message: shorten(&message.into()),
         }
     }
 
@@ -106,9 +106,69 @@ impl ScenarioError {
     }
 }
 
+/// Longest run of non-blank characters quoted in full. A message quotes what the file
+/// says, and a file may say 300,000 nines; the position tells where, the ends tell which.
+const MAX_WORD: usize = 80;
+
+/// `text` with each overlong word cut in its middle.
+fn shorten(text: &str) -> String {
+    if text.len() <= MAX_WORD {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len().min(4 * MAX_WORD));
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        let chars = word.chars().count();
+        if chars > MAX_WORD {
+            let head: String = word.chars().take(MAX_WORD / 2).collect();
+            let tail: String = word.chars().skip(chars - MAX_WORD / 4).collect();
+            let left_out = chars - MAX_WORD / 2 - MAX_WORD / 4;
+            out.push_str(&format!("{head}…[{left_out} characters]…{tail}"));
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlong_words_are_cut_in_the_middle() {
+        let nines = "9".repeat(300_000);
+        let error = ScenarioError::invalid(
+            "x.yaml",
+            None,
+            "duration",
+            format!("is too large (got {nines}s)"),
+        );
+        let shown = error.to_string();
+        assert!(shown.len() < 200, "{shown}");
+        assert!(
+            shown.starts_with("x.yaml: duration: is too large (got 9999"),
+            "{shown}"
+        );
+        assert!(shown.contains("…[299942 characters]…"), "{shown}");
+        assert!(shown.ends_with("99999s)"), "{shown}");
+        let kinds = "unknown value `x` (expected one of: latency, bandwidth, slicer)";
+        assert_eq!(shorten(kinds), kinds);
+        assert_eq!(
+            shorten(&format!("  a {} b", "é".repeat(100))),
+            format!(
+                "  a {}…[40 characters]…{} b",
+                "é".repeat(40),
+                "é".repeat(20)
+            )
+        );
+    }
 
     #[test]
     fn displays_file_line_column_path_message() {

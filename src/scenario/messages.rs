@@ -6,8 +6,15 @@
 
 use super::path::{Segment, YamlPath};
 
+/// Longest word a suggestion is looked for: the string metrics cost the product of the
+/// lengths, and nothing this long is a typo of a key.
+const MAX_SUGGESTED: usize = 64;
+
 /// The closest candidate to a misspelling, when close enough to be worth suggesting.
 pub fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    if word.len() > MAX_SUGGESTED {
+        return None;
+    }
     let word = word.to_lowercase();
     candidates
         .iter()
@@ -37,7 +44,11 @@ pub fn unknown(what: &str, word: &str, candidates: &[&str]) -> String {
 pub fn rewrite(path: YamlPath, message: &str) -> (YamlPath, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (word, candidates) = word_and_candidates(rest);
-        let message = unknown("key", &word, &refs(&candidates));
+        let message = match word.as_str() {
+            // YAML 1.1's merge key, which many CI files use; serde_yaml does not merge.
+            "<<" => "merge keys (`<<: *anchor`) are not supported; write the keys out".into(),
+            _ => unknown("key", &word, &refs(&candidates)),
+        };
         return (ending_with(path, &word), message);
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
@@ -104,11 +115,23 @@ fn quoted(message: &str, prefix: &str) -> Option<String> {
     Some(rest.strip_suffix('`').unwrap_or(rest).to_owned())
 }
 
-/// `expected a whole number (got "ten")`, or `must not be negative (got -5)`.
+/// `expected a whole number (got "ten")`, `must not be negative (got -5)`, or
+/// `is too large (got 99999999999999999999)`.
 fn mismatch(got: &str, expected: &str) -> String {
     let got = describe_got(got);
-    if got.starts_with('-') && is_integer_type(expected) {
-        return format!("must not be negative (got {got})");
+    if is_integer_type(expected) {
+        if got.starts_with('-') {
+            return format!("must not be negative (got {got})");
+        }
+        // Past u64 the parser hands over a u128 or, past that, a float, which serde
+        // writes out in full (`1e44` as 1000…0.0).
+        match got.parse::<f64>() {
+            Ok(n) if n >= u64::MAX as f64 && got.contains('.') => {
+                return format!("is too large (got {n:e})");
+            }
+            Ok(n) if n >= u64::MAX as f64 => return format!("is too large (got {got})"),
+            _ => {}
+        }
     }
     format!("expected {} (got {got})", describe_expected(expected))
 }
@@ -125,6 +148,7 @@ fn describe_expected(expected: &str) -> String {
         "a boolean" => "true or false".into(),
         "a sequence" => "a list".into(),
         "a string" => "text".into(),
+        "field identifier" => "a key name".into(),
         _ if expected.starts_with("struct ") => "a map".into(),
         _ if expected.starts_with("enum ") || expected.starts_with("unit variant") => {
             "one of the listed words".into()
@@ -135,6 +159,11 @@ fn describe_expected(expected: &str) -> String {
 
 /// serde's `integer `5``, `string "x"`, `map` as a reader would say them.
 fn describe_got(got: &str) -> String {
+    // A number too large for 64 bits comes as `integer `N` as u128` (or i128).
+    let got = got
+        .strip_suffix(" as u128")
+        .or_else(|| got.strip_suffix(" as i128"))
+        .unwrap_or(got);
     let backticked = |prefix: &str| {
         got.strip_prefix(prefix)
             .map(|rest| rest.trim_matches('`').to_owned())
@@ -153,6 +182,8 @@ fn describe_got(got: &str) -> String {
         "map" => "a map".into(),
         "sequence" => "a list".into(),
         "unit value" | "unit" => "nothing".into(),
+        // serde_yaml reads a tagged value (`!custom 5`) as an enum.
+        "enum" => "a value with a `!tag`".into(),
         other => other.into(),
     }
 }
@@ -177,6 +208,8 @@ mod tests {
         assert_eq!(suggest("Count", GROUP_KEYS), Some("count"));
         assert_eq!(suggest("xyz", GROUP_KEYS), None);
         assert_eq!(suggest("banana", GROUP_KEYS), None);
+        let long = format!("count{}", "x".repeat(300_000));
+        assert_eq!(suggest(&long, GROUP_KEYS), None, "and at once");
         assert_eq!(
             suggest("latncy", &["latency", "bandwidth", "slicer"]),
             Some("latency")
@@ -198,6 +231,12 @@ mod tests {
         assert_eq!(message, "unknown key (expected one of: a, b)");
         let (_, message) = rewrite(YamlPath::root(), "unknown field `a`, there are no fields");
         assert_eq!(message, "unknown key (this map takes no keys)");
+        let (path, message) = rewrite(
+            YamlPath::root().key("clients"),
+            "unknown field `<<`, expected one of `name`, `count`",
+        );
+        assert_eq!(path.to_string(), "clients.<<");
+        assert!(message.starts_with("merge keys"), "{message}");
     }
 
     #[test]
@@ -231,6 +270,46 @@ mod tests {
         assert_eq!(
             rewritten("invalid type: map, expected a duration like 5s"),
             "expected a duration like 5s (got a map)"
+        );
+    }
+
+    #[test]
+    fn numbers_past_64_bits_are_too_large_not_a_type_error() {
+        let rewritten = |message| rewrite(YamlPath::root(), message).1;
+        assert_eq!(
+            rewritten("invalid type: integer `18446744073709551616` as u128, expected u64"),
+            "is too large (got 18446744073709551616)"
+        );
+        assert_eq!(
+            rewritten("invalid type: integer `-99999999999999999999` as i128, expected u64"),
+            "must not be negative (got -99999999999999999999)"
+        );
+        assert_eq!(
+            rewritten(
+                "invalid type: floating point `100000000000000000000000000000000000000000000.0`, expected u64"
+            ),
+            "is too large (got 1e44)"
+        );
+        assert_eq!(
+            rewritten("invalid type: floating point `5.5`, expected u64"),
+            "expected a whole number (got 5.5)"
+        );
+        assert_eq!(
+            rewritten("invalid type: integer `18446744073709551616` as u128, expected a count"),
+            "expected a count (got 18446744073709551616)"
+        );
+    }
+
+    #[test]
+    fn tags_and_non_text_keys_are_named() {
+        let rewritten = |message| rewrite(YamlPath::root(), message).1;
+        assert_eq!(
+            rewritten("invalid type: enum, expected u64"),
+            "expected a whole number (got a value with a `!tag`)"
+        );
+        assert_eq!(
+            rewritten("invalid type: sequence, expected field identifier"),
+            "expected a key name (got a list)"
         );
     }
 }

@@ -139,6 +139,12 @@ fn read_text(path: &Path, origin: &str) -> Result<String, ScenarioError> {
     if bytes.len() as u64 > limits::FILE_BYTES {
         return Err(too_large(&origin, bytes.len() as u64));
     }
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err(ScenarioError::file(
+            &origin,
+            "is UTF-16 text; scenarios are UTF-8 YAML (save it as UTF-8)",
+        ));
+    }
     String::from_utf8(bytes).map_err(|error| {
         let offset = error.utf8_error().valid_up_to();
         ScenarioError::file(
@@ -192,9 +198,10 @@ fn scoped_key_hint(text: &str, at: Position) -> Option<&'static str> {
     )
 }
 
-/// Only comments, blank lines and document markers.
+/// Only comments, blank lines and document markers (after any byte-order mark).
 fn is_blank(text: &str) -> bool {
-    text.lines()
+    text.trim_start_matches('\u{feff}')
+        .lines()
         .map(str::trim)
         .all(|line| line.is_empty() || line.starts_with('#') || line == "---" || line == "...")
 }

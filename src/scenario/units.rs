@@ -30,6 +30,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("must not be negative {}", got(text)));
     }
     humantime::parse_duration(text).map_err(|error| match error {
+        // humantime says the same for a fraction below its 1ns resolution.
+        humantime::DurationError::NumberOverflow if text.contains('.') => {
+            format!("is too large, or finer than 1ns {}", got(text))
+        }
         humantime::DurationError::NumberOverflow => format!("is too large {}", got(text)),
         humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
             format!("needs a unit, like 5s or 250ms {}", got(text))
@@ -243,6 +247,10 @@ mod tests {
         );
         let error = parse_duration("99999999999999999999999h").unwrap_err();
         assert!(error.starts_with("is too large"), "{error}");
+        assert_eq!(
+            parse_duration("0.0000000001ns"),
+            Err("is too large, or finer than 1ns (got 0.0000000001ns)".into())
+        );
     }
 
     #[test]

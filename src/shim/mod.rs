@@ -49,7 +49,7 @@ mod test_util;
 #[cfg(test)]
 mod tests;
 mod timeline;
-mod ws;
+pub(crate) mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 //! A group's `messages` and `recovery` start from the top-level ones (or the defaults)
 //! and override them key by key, so two groups can differ in one setting only.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::super::defaults::{self, limits};
@@ -49,10 +50,11 @@ pub fn groups(spec: &ScenarioSpec) -> Checked<Vec<ClientGroup>> {
                 return Err(Invalid::value(&path, "needs at least one group"));
             }
             let mut groups: Vec<ClientGroup> = Vec::with_capacity(list.len());
+            let mut names = HashSet::new();
             for (i, group_spec) in list.iter().enumerate() {
                 let group_path = path.index(i);
                 let group = group(&group_path, group_spec, &base, true)?;
-                if groups.iter().any(|seen| seen.name == group.name) {
+                if !names.insert(group.name.clone()) {
                     return Err(Invalid::value(
                         &group_path.key("name"),
                         format!("`{}` names another group already", group.name),

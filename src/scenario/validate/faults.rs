@@ -4,6 +4,7 @@
 //!
 //! The timing window and the choice of connections are shared with `server:`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::super::defaults::{self, limits};
@@ -25,13 +26,10 @@ pub fn network_faults(
     run: &Run,
 ) -> Checked<Vec<NetworkFault>> {
     let mut faults: Vec<NetworkFault> = Vec::new();
+    let mut names = HashSet::new();
     for (id, spec) in specs.unwrap_or_default().iter().enumerate() {
         let fault = network_fault(&path.index(id), id, spec, run)?;
-        unique_name(
-            &path.index(id),
-            &fault.name,
-            faults.iter().map(|f| f.name.as_str()),
-        )?;
+        unique_name(&path.index(id), &fault.name, &mut names)?;
         faults.push(fault);
     }
     Ok(faults)
@@ -512,16 +510,13 @@ pub fn fault_name(path: &YamlPath, name: Option<&str>, kind: &str, id: usize) ->
 }
 
 /// Fault names scope thresholds and label the report, so two faults cannot share one.
-pub fn unique_name<'n>(
-    path: &YamlPath,
-    name: &str,
-    mut seen: impl Iterator<Item = &'n str>,
-) -> Checked<()> {
-    match seen.any(|other| other == name) {
-        true => Err(Invalid::value(
+/// `seen` holds the names before this one (a set: a scenario may list thousands).
+pub fn unique_name(path: &YamlPath, name: &str, seen: &mut HashSet<String>) -> Checked<()> {
+    match seen.insert(name.to_owned()) {
+        false => Err(Invalid::value(
             &path.key("name"),
             format!("`{name}` names another fault already"),
         )),
-        false => Ok(()),
+        true => Ok(()),
     }
 }

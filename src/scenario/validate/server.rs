@@ -1,5 +1,7 @@
 //! `server:` — faults of the built-in server, flat maps like network faults.
 
+use std::collections::HashSet;
+
 use super::super::defaults;
 use super::super::model::{ServerFault, ServerFaultKind, Share};
 use super::super::path::YamlPath;
@@ -21,13 +23,10 @@ pub fn server_faults(
         ));
     }
     let mut faults: Vec<ServerFault> = Vec::new();
+    let mut names = HashSet::new();
     for (id, spec) in specs.iter().enumerate() {
         let fault = server_fault(&path.index(id), id, spec, run)?;
-        unique_name(
-            &path.index(id),
-            &fault.name,
-            faults.iter().map(|f| f.name.as_str()),
-        )?;
+        unique_name(&path.index(id), &fault.name, &mut names)?;
         faults.push(fault);
     }
     Ok(faults)
