@@ -47,9 +47,10 @@ use super::conn::ConnInfo;
 use super::faults::Chunk;
 use crate::scenario::Direction;
 
-/// Read buffer per direction. A WebSocket message of a few KiB fits; 16 KiB per
-/// connection matters when there are tens of thousands of them.
-pub(crate) const BUF_SIZE: usize = 8 * 1024;
+/// Read buffer per direction to start with. A handshake and small messages fit; a link
+/// that fills it doubles it (see `Link::grow`). Idle connections are what there are tens
+/// of thousands of: 2 × 2 KiB each rather than 2 × 8 KiB.
+pub(crate) const BUF_SIZE: usize = 2 * 1024;
 /// Largest the read buffer grows to on a link that keeps filling it (see `Link::grow`).
 pub(crate) const MAX_BUF_SIZE: usize = 128 * 1024;
 /// Bytes a faulted link holds before it stops reading.
