@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::metrics::{self, Summary};
 use crate::report::{Counters, Report, ThresholdResult};
-use crate::scenario::{CompareOp, Stat, Threshold};
+use crate::scenario::{CompareOp, Scope, Stat, Threshold};
 
 /// Judges every threshold and sets the report's `thresholds` and `verdict`. A run that
 /// did not complete never passes.
@@ -29,7 +29,7 @@ pub fn evaluate(report: &Report, t: &Threshold) -> ThresholdResult {
     let key = t.key();
     let mut value = None;
     let mut note = None;
-    match place(report, &key) {
+    match place(report, t.scope.as_ref()) {
         None => note = Some(format!("the report has no `{key}`")),
         Some(place) => {
             value = measure(&place, &t.metric, t.stat);
@@ -61,17 +61,17 @@ pub struct Place<'r> {
     pub seconds: f64,
 }
 
-/// The whole run for `metric`, or the scope named in `metric{scope}`.
-pub fn place<'r>(report: &'r Report, key: &str) -> Option<Place<'r>> {
-    let Some(open) = key.find('{') else {
+/// The whole run, or the report's record of `scope`.
+pub fn place<'r>(report: &'r Report, scope: Option<&Scope>) -> Option<Place<'r>> {
+    let Some(scope) = scope else {
         return Some(Place {
             counters: &report.counters,
             histograms: &report.histograms,
             seconds: report.run.duration_s,
         });
     };
-    let scope_key = key[open + 1..].strip_suffix('}')?;
-    let scope = report.scopes.iter().find(|s| s.scope == scope_key)?;
+    let key = scope.key();
+    let scope = report.scopes.iter().find(|s| s.scope == key)?;
     let run_us = (report.run.duration_s * 1e6) as u64;
     let covered: u64 = scope
         .windows

@@ -174,21 +174,13 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
         )?;
         writeln!(o, "| --- | --- | --- | ---: | --- | ---: |")?;
         for f in &r.faults {
-            let windows: Vec<String> = f
-                .windows
-                .iter()
-                .map(|(a, b)| match b {
-                    Some(b) => format!("{}–{}", secs(*a), secs(*b)),
-                    None => format!("{}–end", secs(*a)),
-                })
-                .collect();
             let actions: Vec<String> = f.actions.iter().map(|(k, v)| format!("{k} {v}")).collect();
             writeln!(
                 o,
                 "| {} | {} | {} | {} | {} | {} |",
                 f.name,
                 f.kind,
-                windows.join(", "),
+                stretches(&f.windows),
                 f.connections_touched,
                 actions.join(", "),
                 f.bytes_affected
@@ -371,6 +363,19 @@ pub fn micros(us: u64) -> String {
         1_000..=999_999 => format!("{:.1} ms", us as f64 / 1e3),
         _ => format!("{:.2} s", us as f64 / 1e6),
     }
+}
+
+/// Stretches of run time (µs from the start; no end: to the end of the run) as
+/// `1.0s–3.0s, 8.0s–end`.
+pub(crate) fn stretches(windows: &[(u64, Option<u64>)]) -> String {
+    let each: Vec<String> = windows
+        .iter()
+        .map(|(from, to)| match to {
+            Some(to) => format!("{}–{}", secs(*from), secs(*to)),
+            None => format!("{}–end", secs(*from)),
+        })
+        .collect();
+    each.join(", ")
 }
 
 /// Microseconds since the start as seconds: `12.5s`.

@@ -7,7 +7,7 @@ use std::fmt::{self, Write};
 use super::errors::{close_code_name, close_codes_seen};
 use super::{Esc, sources};
 use crate::metrics::{Counter, Hist, Summary};
-use crate::report::markdown::{measured, micros, secs};
+use crate::report::markdown::{measured, micros, secs, stretches};
 use crate::report::{Counters, Report};
 
 pub fn thresholds(o: &mut String, r: &Report) -> fmt::Result {
@@ -390,14 +390,6 @@ pub fn scopes(o: &mut String, r: &Report) -> fmt::Result {
             _ if name == "recovery_time" && !after => "n/a".to_string(),
             _ => "–".to_string(),
         };
-        let covers: Vec<String> = scope
-            .windows
-            .iter()
-            .map(|(from, to)| match to {
-                Some(to) => format!("{}–{}", secs(*from), secs(*to)),
-                None => format!("{}–end", secs(*from)),
-            })
-            .collect();
         let c = &scope.counters;
         let unrecovered = if after {
             number(c.unrecovered)
@@ -415,7 +407,7 @@ pub fn scopes(o: &mut String, r: &Report) -> fmt::Result {
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num {class}\">{}</td></tr>",
             Esc(&scope.scope),
-            Esc(&covers.join(", ")),
+            Esc(&stretches(&scope.windows)),
             number(c.disconnects),
             number(c.reconnects),
             stat("reconnect_latency", |s| s.p99),
