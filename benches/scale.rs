@@ -276,6 +276,9 @@ fn setup_rate(side: Side) -> (f64, u64) {
 }
 
 fn parent() {
+    if let Ok(only) = std::env::var("SQUALL_SCALE_ONLY") {
+        return quick(&only);
+    }
     eprintln!("memory per idle client ({IDLE_CLIENTS} clients)…");
     let mem_ref = memory(Side::RefDefault);
     let mem_ref4 = memory(Side::Ref4k);
@@ -368,6 +371,43 @@ fn parent() {
         "| report files written | {} KiB | | | | |",
         rep.bytes / 1024
     );
+}
+
+/// `SQUALL_SCALE_ONLY=memory|cpu|setup`: squall's side of one measure, without the
+/// references, for quick before-and-after comparisons while tuning. The table needs the
+/// full run.
+fn quick(only: &str) {
+    let kib = |b: f64| b / 1024.0;
+    match only {
+        "memory" => {
+            let (client, servers) = memory(Side::Squall);
+            println!(
+                "RSS per idle client: client {:.1} KiB, server {:.1} KiB, shim {:.1} KiB, all {:.1} KiB",
+                kib(client),
+                kib(servers[0]),
+                kib(servers[1]),
+                kib(client + servers.iter().sum::<f64>())
+            );
+        }
+        "cpu" => {
+            let c = cpu(Side::Squall);
+            println!(
+                "CPU per 1,000 delivered: client {:.1} ms, server + shim {:.1} ms, all {:.1} ms ({} delivered)",
+                c.per_1000(c.client),
+                c.per_1000(c.servers),
+                c.per_1000(c.client + c.servers),
+                c.delivered
+            );
+        }
+        "setup" => {
+            let (rate, opened) = setup_rate(Side::Squall);
+            println!("new sessions per second through the shim: {rate:.0}/s ({opened} opened)");
+        }
+        other => {
+            eprintln!("SQUALL_SCALE_ONLY: {other:?} is not memory, cpu or setup");
+            std::process::exit(2);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -165,15 +165,27 @@ pub fn spawn(
             outage_since_us: None,
         };
         let hard = stops.hard.clone();
+        // On the heap, and moved into the last period's session rather than cloned: a
+        // task holds its largest state for its whole life.
+        let mut template = Some(Box::new(config));
         tracker.spawn(async move {
+            let periods = plan.active.len();
             for (period, (start, stop)) in plan.active.into_iter().enumerate() {
-                let mut config = config.clone();
-                config.session = format!("c{}.{period}.{nonce:x}", app.index);
                 tokio::select! {
                     _ = hard.cancelled() => return,
                     _ = app.stop.cancelled() => return,
                     _ = sleep_until(clock.at(start)) => {}
                 }
+                // Made after the wait and moved straight into the session, so the task
+                // keeps no slot for it.
+                let Some(mut config) = (if period + 1 == periods {
+                    template.take().map(|c| *c)
+                } else {
+                    template.as_deref().cloned()
+                }) else {
+                    return;
+                };
+                config.session = format!("c{}.{period}.{nonce:x}", app.index);
                 app.stop_at = clock.at(stop);
                 app.schedule_from(clock.at(start));
                 app.highest_sent = 0;
@@ -182,7 +194,7 @@ pub fn spawn(
                 app.echoes = 0;
                 app.metrics
                     .record(app.group, |r| r.count(Counter::Sessions, 1));
-                let outcome = recovery::drive(config, &mut app, hard.clone()).await;
+                let outcome = Box::pin(recovery::drive(config, &mut app, hard.clone())).await;
                 app.session_ended();
                 let lost = outcome.undelivered + std::mem::take(&mut app.dropped);
                 app.metrics

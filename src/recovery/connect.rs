@@ -5,17 +5,16 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, error::ProtocolError};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{Disconnect, SessionConfig};
@@ -61,7 +60,7 @@ impl Dialer for TcpDialer {
                 None => TcpStream::connect((host, port)).await?,
             };
             let _ = tcp.set_nodelay(true);
-            Ok(Box::new(MaybeTlsStream::Plain(tcp)) as BoxedIo)
+            Ok(Box::new(tcp) as BoxedIo)
         })
     }
 }
@@ -129,11 +128,9 @@ pub(super) async fn connect(
         } else {
             io
         };
-        tokio_tungstenite::client_async_with_config(request, io, Some(ws_config()))
-            .await
-            .map_err(handshake_error)
+        super::upgrade::upgrade(request, io, ws_config()).await
     };
-    let (ws, response) = tokio::select! {
+    let super::upgrade::Upgraded { ws, subprotocol } = tokio::select! {
         _ = token.cancelled() => return Err(None),
         r = timeout(cfg.policy.handshake_timeout, tls_and_upgrade) => match r {
             Err(_) => return Err(Some(Disconnect::HandshakeTimeout)),
@@ -141,11 +138,7 @@ pub(super) async fn connect(
             Ok(Ok(done)) => done,
         },
     };
-    let selected = response
-        .headers()
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok());
-    let wire = match (cfg.protocol, selected) {
+    let wire = match (cfg.protocol, subprotocol.as_deref()) {
         (Protocol::Squall, Some(p)) if p.trim() == protocol::SUBPROTOCOL => Wire::Squall,
         (Protocol::Squall, _) => {
             return Err(Some(Disconnect::Protocol(format!(
@@ -171,32 +164,16 @@ async fn tls(cfg: &SessionConfig, host: &str, io: BoxedIo) -> Result<BoxedIo, Di
     Ok(Box::new(stream))
 }
 
-/// Client-side buffers sized for thousands of small-message connections (tungstenite's
-/// default 128 KiB read buffer per connection would dominate memory).
+/// Client-side buffers sized for thousands of small-message connections: tungstenite's
+/// default 128 KiB read buffer per connection would dominate memory. A frame larger than
+/// the read buffer still arrives whole (the buffer grows to the frame's declared
+/// length); it only takes more reads.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(64 << 20))
         .max_frame_size(Some(16 << 20))
-}
-
-fn handshake_error(e: WsError) -> Disconnect {
-    match e {
-        WsError::Http(resp) => {
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            Disconnect::HandshakeRejected {
-                status: resp.status().as_u16(),
-                retry_after,
-            }
-        }
-        other => stream_error(other),
-    }
 }
 
 /// Maps a WebSocket error on an open (or opening) connection to a disconnect reason.

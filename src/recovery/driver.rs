@@ -15,42 +15,50 @@ use crate::protocol::Inbound;
 
 /// Runs a session until the application finishes and everything is confirmed, a fatal
 /// error or the retry limits end it, or `token` is cancelled.
-pub async fn run<A: Application>(
+///
+/// A plain function returning the future rather than an `async fn`: an `async fn` keeps
+/// its arguments in the future beside the locals they are moved into, and a session's
+/// configuration would then be held twice for its whole life.
+pub fn run<A: Application>(
     cfg: SessionConfig,
     app: &mut A,
     token: CancellationToken,
-) -> Outcome {
-    let backoff = match Backoff::try_new(cfg.policy.backoff, cfg.rng.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            return Outcome {
-                end: End::Failed(e.to_string()),
-                undelivered: 0,
-            };
-        }
-    };
-    let outbox = Outbox::new(cfg.policy.outbox, cfg.policy.retransmit.max_in_flight);
-    let mut d = Driver {
+) -> impl Future<Output = Outcome> + '_ {
+    let ready = Backoff::try_new(cfg.policy.backoff, cfg.rng.clone()).map(|backoff| Driver {
+        outbox: Outbox::new(cfg.policy.outbox, cfg.policy.retransmit.max_in_flight),
         cfg,
         app,
         token,
-        outbox,
         backoff,
         inbound: Inbound::default(),
         state: StateKind::Closed,
         finishing: false,
         ever_live: false,
-    };
-    let end = d.drive().await;
-    let state = if matches!(end, End::Failed(_)) {
-        StateKind::Failed
-    } else {
-        StateKind::Closed
-    };
-    d.enter(state, 0);
-    Outcome {
-        end,
-        undelivered: d.outbox.len() as u64,
+    });
+    let mut ready = ready;
+    async move {
+        // Borrowed, not moved out: a moved-out driver would take a second slot in the
+        // future beside the captured one.
+        let d = match &mut ready {
+            Ok(d) => d,
+            Err(e) => {
+                return Outcome {
+                    end: End::Failed(e.to_string()),
+                    undelivered: 0,
+                };
+            }
+        };
+        let end = d.drive().await;
+        let state = if matches!(end, End::Failed(_)) {
+            StateKind::Failed
+        } else {
+            StateKind::Closed
+        };
+        d.enter(state, 0);
+        Outcome {
+            end,
+            undelivered: d.outbox.len() as u64,
+        }
     }
 }
 
@@ -77,12 +85,14 @@ impl<A: Application> Driver<'_, A> {
         loop {
             attempt = attempt.saturating_add(1);
             self.enter(StateKind::Connecting, attempt);
-            let failure = match connect(&self.cfg, &self.token).await {
+            // Boxed, like every rare step: a task's size is its largest state, held for the
+            // session's whole life, and most of that life is spent live.
+            let failure = match Box::pin(connect(&self.cfg, &self.token)).await {
                 Err(None) => return End::Cancelled,
                 Err(Some(reason)) => reason,
                 Ok((ws, wire)) => {
                     self.enter(StateKind::Handshaking, attempt);
-                    match self.live(ws, wire, lost_at, attempt).await {
+                    match Box::pin(self.live(ws, wire, lost_at, attempt)).await {
                         LiveEnd::Drained => return End::Drained,
                         LiveEnd::Cancelled => return End::Cancelled,
                         // A connection that never got as far as live is a failed attempt.
@@ -109,7 +119,7 @@ impl<A: Application> Driver<'_, A> {
                                 }
                                 d => {
                                     let delay = self.delay(d);
-                                    if !self.back_off(delay, 0).await {
+                                    if !Box::pin(self.back_off(delay, 0)).await {
                                         return End::Cancelled;
                                     }
                                     continue;
@@ -141,7 +151,7 @@ impl<A: Application> Driver<'_, A> {
                 }
                 None => return self.give_up(format!("fatal: {failure}")),
                 Some(delay) => {
-                    if !self.back_off(delay, attempt).await {
+                    if !Box::pin(self.back_off(delay, attempt)).await {
                         return End::Cancelled;
                     }
                 }

@@ -71,7 +71,7 @@ impl<A: Application> Driver<'_, A> {
 
         if let Wire::Squall = c.wire {
             self.enter(StateKind::Resuming, 0);
-            if let Err(reason) = self.resume(&mut c).await {
+            if let Err(reason) = Box::pin(self.resume(&mut c)).await {
                 return lost(reason, &c);
             }
         } else if !self.outbox.is_empty() {

@@ -32,6 +32,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod upgrade;
 
 use std::future::Future;
 
