@@ -63,6 +63,9 @@ fn replay(args: &ReplayArgs) -> Result<Exit, ReplayError> {
     // Everything the user gave is checked before anything runs.
     let original = Original::open(&args.report)?;
     let opts = args.rules.options().map_err(|e| bad(&e))?;
+    // The original against itself: an override naming no metric is refused now, not
+    // after the replay has run.
+    compare::compare(&original.report, &original.report, &opts).map_err(|e| bad(&e))?;
     let original_ledger = match args.ledger {
         Mode::Off => Ledger::default(),
         _ => Ledger::read(&original.events()).map_err(|e| bad(&e))?,
@@ -85,9 +88,7 @@ fn replay(args: &ReplayArgs) -> Result<Exit, ReplayError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            ReplayError::CouldNotRun(format!("cannot start the async runtime: {e}"))
-        })?;
+        .map_err(|e| ReplayError::CouldNotRun(format!("cannot start the async runtime: {e}")))?;
     let live = match (args.quiet, std::io::stdout().is_terminal()) {
         (true, _) => Live::Off,
         (false, true) => Live::Terminal,
@@ -167,7 +168,10 @@ fn replay(args: &ReplayArgs) -> Result<Exit, ReplayError> {
         );
     }
     if let Some(d) = outcome.ledger.differences.first() {
-        summary::github_error("squall replay", &format!("fault ledger differs: {}", d.text));
+        summary::github_error(
+            "squall replay",
+            &format!("fault ledger differs: {}", d.text),
+        );
     }
     Ok(Exit::of_replay(&outcome))
 }

@@ -46,9 +46,9 @@ pub async fn run(
     if let Some(shard) = plan.shard {
         command.arg("--shard").arg(shard.to_string());
     }
-    let mut child = command.spawn().map_err(|e| {
-        ReplayError::CouldNotRun(format!("cannot start {}: {e}", binary.display()))
-    })?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| ReplayError::CouldNotRun(format!("cannot start {}: {e}", binary.display())))?;
     let status = tokio::select! {
         status = child.wait() => status,
         _ = interrupt.cancelled() => {

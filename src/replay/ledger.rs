@@ -353,23 +353,27 @@ pub fn compare(original: &Ledger, replay: &Ledger, mode: Mode) -> LedgerComparis
     // missing window explains the acts missing with it.
     let mut judged: Vec<((&FaultKey, u8, Option<u32>, Option<u32>), Difference)> = Vec::new();
     let mut unjudged = Vec::new();
-    let faults: BTreeSet<&FaultKey> = original.windows.keys().chain(replay.windows.keys()).collect();
+    let faults: BTreeSet<&FaultKey> = original
+        .windows
+        .keys()
+        .chain(replay.windows.keys())
+        .collect();
     for f in faults {
         let (a, b) = (windows(original, f), windows(replay, f));
         if a != b {
             judged.push((
                 (f, 0, None, None),
                 difference(
-                f,
-                None,
-                None,
-                format!(
-                    "{}: {} in the original, {} in the replay",
-                    fault_name(f),
-                    count(u64::from(a), "window"),
-                    count(u64::from(b), "window")
+                    f,
+                    None,
+                    None,
+                    format!(
+                        "{}: {} in the original, {} in the replay",
+                        fault_name(f),
+                        count(u64::from(a), "window"),
+                        count(u64::from(b), "window")
+                    ),
                 ),
-            ),
             ));
         }
     }
@@ -456,12 +460,7 @@ fn acts(l: &Ledger, k: &ActKey) -> u64 {
     l.acts.get(k).map_or(0, |a| a.count)
 }
 
-fn difference(
-    f: &FaultKey,
-    window: Option<u32>,
-    client: Option<u32>,
-    text: String,
-) -> Difference {
+fn difference(f: &FaultKey, window: Option<u32>, client: Option<u32>, text: String) -> Difference {
     Difference {
         fault: f.name.clone(),
         kind: f.kind.clone(),
@@ -541,8 +540,20 @@ mod tests {
             client: Some(3),
             action: "delayed".into(),
         };
-        assert_eq!(l.acts[&slow(0)], Acts { count: 1, bytes: 640 });
-        assert_eq!(l.acts[&slow(1)], Acts { count: 1, bytes: 128 });
+        assert_eq!(
+            l.acts[&slow(0)],
+            Acts {
+                count: 1,
+                bytes: 640
+            }
+        );
+        assert_eq!(
+            l.acts[&slow(1)],
+            Acts {
+                count: 1,
+                bytes: 128
+            }
+        );
         assert_eq!(l.windows.values().copied().collect::<Vec<_>>(), [1, 2, 1]);
     }
 
@@ -554,7 +565,10 @@ mod tests {
             .replace("\"t_us\":31", "\"t_us\":33");
         let c = compare(&ledger(RUN), &ledger(&other), Mode::Strict);
         assert_eq!(c.verdict, "same", "{:?}", c.differences);
-        assert!(c.headline().starts_with("ledger: SAME — 3 faults, 4 windows, 4 acts"));
+        assert!(
+            c.headline()
+                .starts_with("ledger: SAME — 3 faults, 4 windows, 4 acts")
+        );
         assert_eq!(c.faults[1].bytes, (768, 828));
     }
 
@@ -619,14 +633,20 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(bad("{}\n").starts_with("e.jsonl:1: not a squall event"), "{}", bad("{}\n"));
+        assert!(
+            bad("{}\n").starts_with("e.jsonl:1: not a squall event"),
+            "{}",
+            bad("{}\n")
+        );
         assert!(bad("\n\nnot json").starts_with("e.jsonl:3:"));
         assert!(bad(r#"{"event":"fault_touched","fault":0}"#).contains("without fault"));
         assert!(
             bad(r#"{"event":"fault_touched","fault":0,"name":"a","kind":"reset"}"#)
                 .contains("without action")
         );
-        assert!(bad(r#"{"event":"fault_started","fault":-1,"name":"a","kind":"b"}"#).contains(":1:"));
+        assert!(
+            bad(r#"{"event":"fault_started","fault":-1,"name":"a","kind":"b"}"#).contains(":1:")
+        );
         let long = format!("{{\"event\":\"{}\"}}", "x".repeat(MAX_LINE as usize + 10));
         assert!(bad(&long).contains("longer than"));
         let bytes = [b'{', 0xff, b'}'];

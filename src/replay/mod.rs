@@ -85,9 +85,10 @@ impl Original {
         }
         let shard = match &report.run.shard {
             None => None,
-            Some(text) => Some(text.parse::<Shard>().map_err(|e| {
-                ReplayError::BadInput(format!("{origin}: run.shard: {e}"))
-            })?),
+            Some(text) => Some(
+                text.parse::<Shard>()
+                    .map_err(|e| ReplayError::BadInput(format!("{origin}: run.shard: {e}")))?,
+            ),
         };
         let dir = file
             .parent()
@@ -189,8 +190,8 @@ impl Plan {
             ReplayError::BadInput(format!("{}: scenario: {e}", original.path.display()))
         })?;
         let origin = format!("{} (its scenario)", original.path.display());
-        let scenario = scenario::from_str(&text, &origin)
-            .map_err(|e| ReplayError::BadInput(e.to_string()))?;
+        let scenario =
+            scenario::from_str(&text, &origin).map_err(|e| ReplayError::BadInput(e.to_string()))?;
         Ok(Plan {
             scenario,
             text: format!(
@@ -283,7 +284,8 @@ fn describe_target(target: &serde_json::Value) -> String {
 pub fn comparable(original: &Report, replay: &Report, plan: &Plan) -> Report {
     let mut base = original.clone();
     if plan.target.is_some()
-        && let (Some(map), Some(target)) = (base.scenario.as_object_mut(), replay.scenario.get("target"))
+        && let (Some(map), Some(target)) =
+            (base.scenario.as_object_mut(), replay.scenario.get("target"))
     {
         map.insert("target".into(), target.clone());
     }

@@ -135,12 +135,7 @@ fn write_ledger_text(s: &mut String, l: &LedgerComparison) -> std::fmt::Result {
     )
 }
 
-fn list_text(
-    s: &mut String,
-    title: &str,
-    items: &[Difference],
-    total: usize,
-) -> std::fmt::Result {
+fn list_text(s: &mut String, title: &str, items: &[Difference], total: usize) -> std::fmt::Result {
     if total == 0 {
         return Ok(());
     }
@@ -149,7 +144,11 @@ fn list_text(
         writeln!(s, "  {}", d.text)?;
     }
     if total > LISTED {
-        writeln!(s, "  and {} more (replay.json lists up to 200)", total - LISTED)?;
+        writeln!(
+            s,
+            "  and {} more (replay.json lists up to 200)",
+            total - LISTED
+        )?;
     }
     Ok(())
 }
