@@ -36,10 +36,20 @@ faults:
   - { name: pair, kind: close, connections: 2, at: 3500ms }
 ";
 
-/// Latency figures of two runs on a machine busy with other tests move by milliseconds;
-/// what these tests judge is the replay, not the machine, so latency changes under this
-/// are noise (counters keep their default floor).
-const LATENCY_FLOOR: &str = "250ms";
+/// The figures of two runs on a machine busy with other tests (the whole suite runs in
+/// parallel on two cores) move by more than any gate meant for a quiet machine: message
+/// round trips' p90 ten times over, tens of retransmits where there were none. What
+/// these tests judge is the replay, not the machine, so they compare with rules loose
+/// enough for that; `messages_lost`, `messages_duplicated`, `gave_up` and `unrecovered`
+/// still may not rise from zero.
+const LOOSE: [&str; 6] = [
+    "--latency-floor",
+    "1s",
+    "--count-floor",
+    "50",
+    "--max-regression",
+    "retransmits_per_message=off",
+];
 
 /// The directory of one real report, shared by the tests here (a run takes 4 seconds).
 fn original() -> &'static Path {
@@ -77,9 +87,8 @@ fn replay(report: &Path, out: &TempDir, flags: &[&str]) -> Output {
         report.to_str().unwrap(),
         "--out",
         out.path().to_str().unwrap(),
-        "--latency-floor",
-        LATENCY_FLOOR,
     ];
+    args.extend_from_slice(&LOOSE);
     args.extend_from_slice(flags);
     squall(&args)
 }
@@ -118,9 +127,13 @@ fn assert_same(out: &Output, dir: &TempDir) -> Value {
         // Equal because both sides acted, not because neither did.
         assert_eq!(f["windows"], serde_json::json!([1, 1]), "{f}");
         assert!(f["acts"][0].as_u64().unwrap() > 0, "{f}");
-        assert_eq!(f["acts"][0], f["acts"][1], "{f}");
-        assert_eq!(f["clients"][0], f["clients"][1], "{f}");
+        // A probabilistic fault's acts are shown, not judged (docs/replay.md).
+        if f["probabilistic"] == false {
+            assert_eq!(f["acts"][0], f["acts"][1], "{f}");
+            assert_eq!(f["clients"][0], f["clients"][1], "{f}");
+        }
     }
+    assert_eq!(faults[2]["probabilistic"], true);
     // Exactly half of the 8 open connections reset, exactly 2 closed.
     assert_eq!(faults[1]["acts"][0], 4);
     assert_eq!(faults[3]["acts"][0], 2);
@@ -270,8 +283,12 @@ async fn ledger_of_run(seed: u64) -> Ledger {
     Ledger::read(&outcome.dir.join("events.jsonl")).unwrap()
 }
 
-/// The acts of deterministic faults: (fault, window, client, action) → count.
-fn deterministic(l: &Ledger) -> Vec<(String, Option<u32>, Option<u32>, String, u64)> {
+/// One fault's acts of one action on one client in one window: (fault, window, client,
+/// action, count).
+type Act = (String, Option<u32>, Option<u32>, String, u64);
+
+/// The acts of deterministic faults.
+fn deterministic(l: &Ledger) -> Vec<Act> {
     l.acts
         .iter()
         .filter(|(k, _)| !ledger::is_probabilistic(&k.fault.kind))
@@ -303,8 +320,15 @@ async fn one_seed_makes_equal_fault_ledgers_and_another_seed_does_not() {
         .collect();
     assert_eq!(reset.len(), 4, "half of 8 clients reset: {reset:?}");
     assert!(reset.iter().all(|t| t.1 == Some(0) && t.2.is_some()));
+    // The probabilistic fault's acts may differ (on a starved machine a chosen client's
+    // link can see too few frames in the window to be hit); they are listed, not judged.
     let same = ledger::compare(&a, &b, Mode::Exact);
     assert_eq!(same.verdict, "same", "{:?}", same.differences);
+    assert!(
+        same.unjudged.iter().all(|d| d.fault == "lossy"),
+        "{:?}",
+        same.unjudged
+    );
 
     // Another seed picks other clients, and the comparison says where.
     assert_eq!(a.windows.len(), c.windows.len());

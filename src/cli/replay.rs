@@ -118,6 +118,7 @@ fn replay(args: &ReplayArgs) -> Result<Exit, ReplayError> {
     let new = ran?;
 
     let mut notes = Vec::new();
+    let mut original_ledger = original_ledger;
     let mut replay_ledger = match args.ledger {
         Mode::Off => Ledger::default(),
         _ => Ledger::read(&dir.join("events.jsonl"))
@@ -128,6 +129,13 @@ fn replay(args: &ReplayArgs) -> Result<Exit, ReplayError> {
         notes.push(format!(
             "the original run is {}: the ledgers are compared on the windows it opened",
             original.report.run.status
+        ));
+    }
+    if new.run.status != "completed" {
+        original_ledger = original_ledger.cut_to(&replay_ledger);
+        notes.push(format!(
+            "the replay is {}: the ledgers are compared on the windows it opened",
+            new.run.status
         ));
     }
     let base = replay::comparable(&original.report, &new, &plan);

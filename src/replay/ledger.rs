@@ -334,6 +334,10 @@ impl LedgerComparison {
     }
 }
 
+/// Where a difference sorts: its fault, its window count (0) before its acts (1), then
+/// window and client.
+type Order<'a> = (&'a FaultKey, u8, Option<u32>, Option<u32>);
+
 /// Compares the replay's ledger with the original's.
 pub fn compare(original: &Ledger, replay: &Ledger, mode: Mode) -> LedgerComparison {
     let mut out = LedgerComparison {
@@ -351,7 +355,7 @@ pub fn compare(original: &Ledger, replay: &Ledger, mode: Mode) -> LedgerComparis
     }
     // Sorted by fault, then its window count before its acts, then window and client: a
     // missing window explains the acts missing with it.
-    let mut judged: Vec<((&FaultKey, u8, Option<u32>, Option<u32>), Difference)> = Vec::new();
+    let mut judged: Vec<(Order, Difference)> = Vec::new();
     let mut unjudged = Vec::new();
     let faults: BTreeSet<&FaultKey> = original
         .windows
