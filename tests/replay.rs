@@ -4,19 +4,16 @@
 //! a hand-edited report or ledger exits 1 naming the difference; a file that is not a
 //! replayable report exits 2 naming it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use squall::replay::ledger::{self, Ledger, Mode};
 
-use crate::support::{TempDir, only_report_dir, report_json, squall};
+use crate::serve::Served;
+use crate::support::{TempDir, only_report_dir, report_json, run_in, shared_report, squall};
 
 /// Eight clients, four faults: a latency on a seeded half of the clients, a reset of half
 /// the open connections, a probabilistic duplication of messages on another seeded half,
@@ -54,30 +51,23 @@ const LOOSE: [&str; 6] = [
 /// The directory of one real report, shared by the tests here (a run takes 4 seconds).
 fn original() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // Under cargo's per-target scratch directory: a static is never dropped, so a
-        // `TempDir` would never be removed.
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("replay-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let scenario = dir.join("calm.yaml");
-        std::fs::write(&scenario, CALM).unwrap();
-        let out_dir = dir.join("out");
-        let out = squall(&[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        only_report_dir(&out_dir)
-    })
+    DIR.get_or_init(|| shared_report("replay", CALM))
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the exit code (showing both outputs if not) and returns standard output.
+fn exited(out: &Output, code: i32) -> String {
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    stdout
 }
 
 /// `squall replay REPORT --out OUT` plus `flags`.
@@ -101,13 +91,7 @@ fn replay_json(out: &TempDir) -> Value {
 /// The checks every passing replay of [`CALM`] meets: exit 0, the comparison's table,
 /// ledgers equal with every fault having acted, the replay's own full report.
 fn assert_same(out: &Output, dir: &TempDir) -> Value {
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 0);
     assert!(stdout.contains("replay: PASS — seed 42"), "{stdout}");
     assert!(
         stdout.contains("ledger: SAME — 4 faults, 4 windows"),
@@ -192,74 +176,25 @@ fn another_build_replays_through_binary_and_a_directory_names_the_report() {
     assert!(!stdout.contains("Whole run"), "--quiet: no table\n{stdout}");
 }
 
-/// A running `squall serve` on a port the OS picked, killed when dropped.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    fn start() -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut served = Served {
-            child,
-            url: String::new(),
-        };
-        // "squall serve: listening on 127.0.0.1:PORT (ws://…)"
-        let first = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("`squall serve` printed no address");
-        let addr = first
-            .split_once("listening on ")
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {first:?}"));
-        served.url = format!("ws://{addr}/ws");
-        served
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn target_replays_against_a_separate_squall_serve() {
-    let served = Served::start();
+    // `squall serve` on a port the OS picks, killed when dropped.
+    let served = Served::start(&["--listen", "127.0.0.1:0"]);
+    let url = format!("ws://{}/ws", served.addr);
     let out_dir = TempDir::new("replay-target");
-    let out = replay(original(), &out_dir, &["--target", &served.url]);
+    let out = replay(original(), &out_dir, &["--target", &url]);
     let j = assert_same(&out, &out_dir);
-    assert_eq!(
-        j["target"],
-        serde_json::json!(["the built-in server", served.url])
-    );
+    assert_eq!(j["target"], serde_json::json!(["the built-in server", url]));
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains(&format!(
             "note: target switched: the built-in server → {}",
-            served.url
+            url
         )),
         "{stdout}"
     );
     let r = report_json(&only_report_dir(out_dir.path()));
-    assert_eq!(r["scenario"]["target"]["url"], served.url.as_str());
+    assert_eq!(r["scenario"]["target"]["url"], url.as_str());
     assert_eq!(r["scenario"]["target"]["protocol"], "squall");
     // The clients' handshakes went to the separate server, none to a built-in one.
     assert_eq!(r["counters"]["server_handshakes"], 0, "{}", r["counters"]);
@@ -271,15 +206,7 @@ async fn ledger_of_run(seed: u64) -> Ledger {
     let scenario = squall::scenario::from_str(CALM, "calm.yaml")
         .unwrap()
         .with_seed(seed);
-    let opts = squall::run::RunOptions {
-        out: Some(dir.path().to_path_buf()),
-        live: squall::run::Live::Off,
-        ..Default::default()
-    };
-    let outcome = squall::run::run(scenario, opts, CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, squall::run::RunStatus::Completed);
+    let outcome = run_in(&dir, scenario).await;
     Ledger::read(&outcome.dir.join("events.jsonl")).unwrap()
 }
 
@@ -374,13 +301,7 @@ fn a_report_with_another_seed_written_in_exits_1_naming_the_first_difference() {
     );
     let out_dir = TempDir::new("replay-seed-out");
     let out = replay(copy.path(), &out_dir, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 1);
     assert!(stdout.contains("replay: FAIL — seed 43"), "{stdout}");
     assert!(stdout.contains("ledger: DIFFERENT — "), "{stdout}");
     assert!(stdout.contains("; first: fault `"), "{stdout}");
@@ -416,13 +337,7 @@ fn a_tampered_ledger_exits_1_naming_fault_window_and_client() {
     );
     let out_dir = TempDir::new("replay-tamper-out");
     let out = replay(copy.path(), &out_dir, &[]);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = exited(&out, 1);
     assert!(
         stdout.contains(
             "fault `cut` (reset), window 0, client 99: reset ×1 in the original, none in the replay"
