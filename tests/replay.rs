@@ -91,7 +91,7 @@ fn replay_json(out: &TempDir) -> Value {
 /// The checks every passing replay of [`CALM`] meets: exit 0, the comparison's table,
 /// ledgers equal with every fault having acted, the replay's own full report.
 fn assert_same(out: &Output, dir: &TempDir) -> Value {
-    let stdout = exited(&out, 0);
+    let stdout = exited(out, 0);
     assert!(stdout.contains("replay: PASS — seed 42"), "{stdout}");
     assert!(
         stdout.contains("ledger: SAME — 4 faults, 4 windows"),
