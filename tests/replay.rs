@@ -461,3 +461,28 @@ fn a_file_that_is_not_a_replayable_report_exits_2_naming_it() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_unreachable_target_exits_3_and_compares_no_ledger() {
+    // A port nothing listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let out_dir = TempDir::new("replay-unreachable");
+    let out = replay(original(), &out_dir, &["--target", &url, "--quiet"]);
+    let stdout = exited(&out, 3);
+    let err = text(&out.stderr);
+    assert!(err.contains("error: the replay failed: target"), "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(
+        stdout.contains("ledger: not compared (the replay could not run)"),
+        "{stdout}"
+    );
+    // Its report and the comparison are still written.
+    let j = replay_json(&out_dir);
+    assert_eq!(j["comparison"]["new"]["status"], "failed");
+    assert_eq!(j["ledger"]["verdict"], "not compared");
+}

@@ -146,7 +146,11 @@ fn replay(args: &ReplayArgs) -> Result<Exit, ReplayError> {
         notes.push(format!("target switched: {from} → {to}"));
     }
     comparison.notes.extend(notes);
-    let ledger = ledger::compare(&original_ledger, &replay_ledger, args.ledger);
+    // A run that could not run has no decisions to compare: saying "same" would lie.
+    let ledger = match new.run.status.as_str() {
+        "failed" => ledger::skipped("the replay could not run".into()),
+        _ => ledger::compare(&original_ledger, &replay_ledger, args.ledger),
+    };
     let mut outcome = Outcome::new(
         comparison,
         ledger,
@@ -169,6 +173,9 @@ fn replay(args: &ReplayArgs) -> Result<Exit, ReplayError> {
         "{shown}replay: {}\n",
         dir.join("replay.md").display()
     ));
+    if let Some(error) = &new.run.error {
+        eprintln!("error: the replay {}: {error}", new.run.status);
+    }
     for r in &outcome.comparison.regressions {
         summary::github_error(
             "squall replay",

@@ -263,6 +263,9 @@ pub struct LedgerComparison {
     /// Differences shown but not judged (probabilistic faults' acts, in `exact` mode).
     pub unjudged: Vec<Difference>,
     pub unjudged_total: usize,
+    /// Why the ledgers were not compared, when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// One fault in both ledgers.
@@ -301,6 +304,9 @@ impl LedgerComparison {
 
     /// `ledger: SAME — …` or `ledger: DIFFERENT — …`, for a CI log.
     pub fn headline(&self) -> String {
+        if let Some(why) = &self.skipped {
+            return format!("ledger: not compared ({why})");
+        }
         let what = match self.mode {
             Mode::Off => return "ledger: not compared (--ledger off)".to_string(),
             Mode::Windows => "fault windows",
@@ -338,6 +344,13 @@ impl LedgerComparison {
 /// window and client.
 type Order<'a> = (&'a FaultKey, u8, Option<u32>, Option<u32>);
 
+/// No comparison, and why: the replay could not run, say.
+pub fn skipped(why: String) -> LedgerComparison {
+    let mut out = compare(&Ledger::default(), &Ledger::default(), Mode::Off);
+    out.skipped = Some(why);
+    out
+}
+
 /// Compares the replay's ledger with the original's.
 pub fn compare(original: &Ledger, replay: &Ledger, mode: Mode) -> LedgerComparison {
     let mut out = LedgerComparison {
@@ -348,9 +361,11 @@ pub fn compare(original: &Ledger, replay: &Ledger, mode: Mode) -> LedgerComparis
         differences_total: 0,
         unjudged: Vec::new(),
         unjudged_total: 0,
+        skipped: None,
     };
     if mode == Mode::Off {
         out.verdict = "not compared";
+        out.skipped = Some("--ledger off".into());
         return out;
     }
     // Sorted by fault, then its window count before its acts, then window and client: a
@@ -616,6 +631,13 @@ mod tests {
         assert_eq!(windows.verdict, "same");
         let off = compare(&ledger(RUN), &Ledger::default(), Mode::Off);
         assert_eq!(off.verdict, "not compared");
+        assert_eq!(off.headline(), "ledger: not compared (--ledger off)");
+        let skipped = skipped("the replay could not run".into());
+        assert!(!skipped.differs());
+        assert_eq!(
+            skipped.headline(),
+            "ledger: not compared (the replay could not run)"
+        );
     }
 
     #[test]
