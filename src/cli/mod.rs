@@ -29,7 +29,8 @@ use crate::scenario;
 /// runs them through a fault-injecting shim against a WebSocket server and reports what
 /// recovery cost.
 ///
-/// Exit codes: 0 every threshold held · 1 a threshold failed (compare: a regression) ·
+/// Exit codes: 0 every threshold held · 1 a threshold failed (compare: a regression;
+/// replay: a regression or another fault ledger) ·
 /// 2 bad input · 3 could not run · 130 interrupted (the report is still written).
 #[derive(Debug, Parser)]
 #[command(name = "squall", version, about, long_about, max_term_width = 100)]

@@ -7,8 +7,9 @@
 //! - every fault (kind, name, id) and how many windows (or firings) it opened;
 //! - per fault, window and client, how many `FaultTouched` acts of each action. A
 //!   `FaultTouched` does not carry its window: it belongs to the fault's latest window
-//!   opened before it in the same shard's stream (the shim writes a window's acts before
-//!   the next window of that fault opens, or as the connection ends);
+//!   opened before it in the same shard's stream (the shim writes a window's acts as the
+//!   window closes or the connection ends inside it, so before the fault's next window
+//!   opens, unless that one follows with almost no gap);
 //! - the bytes each act covered, shown but never judged: which chunks cross a window's
 //!   edges follows the clock (two runs of one seed differ in most windows' bytes);
 //! - not the connection id (accept order, which follows the clock) nor any timestamp.
