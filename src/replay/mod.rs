@@ -6,7 +6,7 @@
 //! - this file: the original report read and checked, the replay's scenario and plan.
 //! - [`ledger`]: `events.jsonl` folded into fault windows and acts per client, compared.
 //! - `child`: the replay run through another squall build (`--binary`).
-//! - [`render`]: the outcome as text and Markdown.
+//! - [`render`]: the outcome (`replay.json`) and its text and Markdown (`replay.md`).
 
 mod child;
 pub mod ledger;

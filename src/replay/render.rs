@@ -1,6 +1,6 @@
-//! A replay's outcome for people: the comparison's table as `squall compare` prints it,
-//! then the fault ledgers side by side and their first differences; as text for a
-//! terminal or CI log, and as Markdown (`replay.md`).
+//! A replay's outcome: [`Outcome`] (`replay.json`), and for people the comparison's table
+//! as `squall compare` prints it, then the fault ledgers side by side and their first
+//! differences; as text for a terminal or CI log, and as Markdown (`replay.md`).
 
 use std::fmt::Write;
 
