@@ -8,7 +8,7 @@
 //!
 //! Dependencies flow one way:
 //! `cli → run → {scenario, target, shim, load → recovery, metrics, gate, report}`,
-//! `cli → proxy → {scenario, shim}`;
+//! `cli → proxy → {scenario, shim}`, `cli → replay → {run, report, scenario}`;
 //! the leaves (`scenario`, `metrics`, `clock`, `rng`, `events`) import nothing else from
 //! the crate but each other's plain types.
 //!
@@ -31,6 +31,8 @@
 //! - [`report`]: `report.json` (the source of truth) and the formats rendered from it
 //!   (Markdown, a self-contained HTML page with charts, JUnit XML), and
 //!   `report::compare`, one report judged against another.
+//! - [`replay`]: `squall replay`: a report's run again (same scenario, seed, shard), judged
+//!   against the original: figures through `report::compare`, fault ledgers side by side.
 //! - [`events`]: `events.jsonl` and the fault ledger.
 //! - [`clock`]: the run's time origin, on tokio's clock.
 //! - [`rng`]: seed derivation, so every component has its own reproducible stream.
@@ -51,6 +53,7 @@ pub mod net;
 pub mod protocol;
 pub mod proxy;
 pub mod recovery;
+pub mod replay;
 pub mod report;
 pub mod rng;
 pub mod run;

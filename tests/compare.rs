@@ -8,41 +8,19 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::support::{TempDir, only_report_dir, squall};
+use crate::support::{TempDir, shared_report, squall};
 
 /// One real report.json, shared by every test here (a run takes two seconds).
 fn base_report() -> &'static Path {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     BASE.get_or_init(|| {
-        // Under cargo's per-target scratch directory: a static is never dropped, so a
-        // `TempDir` would never be removed.
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("compare-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let scenario = dir.join("cmp.yaml");
-        std::fs::write(
-            &scenario,
+        shared_report(
+            "compare",
             "name: cmp\nseed: 5\nduration: 2s\nclients: { count: 5 }\n\
              messages: { rate: 20/s, size: 32B }\n\
              faults:\n  - { kind: reset, connections: 40%, at: 1s }\n",
         )
-        .unwrap();
-        let out_dir = dir.join("out");
-        let out = squall(&[
-            "run",
-            scenario.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        only_report_dir(&out_dir).join("report.json")
+        .join("report.json")
     })
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{TempDir, only_report_dir, squall};
+use crate::support::{TempDir, squall};
 
 /// Two groups (so curves compare), a latency window (a shaded band) and a reset (a line).
 const SCENARIO: &str = r#"
@@ -169,22 +169,7 @@ fn odd_and_empty_reports_render_notes_without_script_errors() {
 
 /// Runs `scenario` with the built binary; returns its report directory.
 fn run(dir: &TempDir, scenario: &str) -> PathBuf {
-    let out_dir = dir.0.join("reports");
-    let path = dir.write("scenario.yaml", scenario);
-    let out = squall(&[
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    only_report_dir(&out_dir)
+    crate::support::run_report(dir.path(), scenario)
 }
 
 /// Chromium, if installed. Under CI its absence fails the test; elsewhere it is a note.

@@ -29,6 +29,10 @@ mod shards;
 // `squall compare`: a real report against itself and against hand-edited worse copies.
 mod compare;
 
+// `squall replay`: a real report run again (in-process, --binary, --target against
+// `squall serve`), equal fault ledgers for one seed, hand-edited reports and ledgers.
+mod replay;
+
 // deploy/kubernetes/: the manifests' kinds and fields, and their commands run locally.
 mod deploy;
 

@@ -20,14 +20,14 @@ const STARTUP: Duration = Duration::from_secs(30);
 
 /// A running `squall serve`, killed when dropped (a failed assertion must not leave it
 /// running). Its stdout is read line by line on a thread.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     lines: mpsc::Receiver<String>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Served {
-    fn start(args: &[&str]) -> Served {
+    pub(crate) fn start(args: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_squall"))
             .arg("serve")
             .args(args)

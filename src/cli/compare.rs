@@ -21,6 +21,19 @@ pub struct CompareArgs {
     /// The candidate: a report.json of the same scenario.
     #[arg(value_name = "NEW.json")]
     pub new: PathBuf,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// How to print the comparison.
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the comparison here (atomically) and print only the verdict line.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// How a comparison judges: the flags `squall compare` and `squall replay` share.
+#[derive(Debug, clap::Args)]
+pub struct RuleArgs {
     /// How much worse than the base a metric may get, in percent: `PCT` for every metric
     /// (default 10), or `METRIC=PCT` for one metric, histogram or statistic
     /// (`reconnect_latency=25`, `reconnect_latency.p99=25`, `retransmits=off`).
@@ -47,12 +60,21 @@ pub struct CompareArgs {
     /// Compare reports of different scenarios instead of refusing (exit 2).
     #[arg(long)]
     pub allow_different_scenarios: bool,
-    /// How to print the comparison.
-    #[arg(long, short, value_enum, default_value = "text")]
-    pub format: Format,
-    /// Write the comparison here (atomically) and print only the verdict line.
-    #[arg(long, short, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+}
+
+impl RuleArgs {
+    /// The comparison's options; a bad `--max-regression` is bad input.
+    pub fn options(&self) -> Result<Options, compare::CompareError> {
+        Ok(Options {
+            tolerances: Tolerances::parse(&self.max_regression)?,
+            floors: Floors {
+                latency_us: u64::try_from(self.latency_floor.as_micros()).unwrap_or(u64::MAX),
+                count: self.count_floor,
+                samples: self.min_samples,
+            },
+            allow_different_scenarios: self.allow_different_scenarios,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,21 +95,12 @@ pub fn run(args: CompareArgs) -> Exit {
             return Exit::BadInput;
         }
     };
-    let tolerances = match Tolerances::parse(&args.max_regression) {
-        Ok(t) => t,
+    let opts = match args.rules.options() {
+        Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::BadInput;
         }
-    };
-    let opts = Options {
-        tolerances,
-        floors: Floors {
-            latency_us: u64::try_from(args.latency_floor.as_micros()).unwrap_or(u64::MAX),
-            count: args.count_floor,
-            samples: args.min_samples,
-        },
-        allow_different_scenarios: args.allow_different_scenarios,
     };
     let mut comparison = match compare::compare(&base, &new, &opts) {
         Ok(c) => c,

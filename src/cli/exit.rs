@@ -1,10 +1,12 @@
 //! Exit codes, decided here and nowhere else (PRODUCT.md): 0 ran and every threshold
-//! held; 1 a threshold failed (or `squall compare` found a regression); 2 bad input; 3 could not run; 130 interrupted (for
+//! held; 1 a threshold failed (or `squall compare` found a regression, or `squall replay`
+//! a regression or another fault ledger); 2 bad input; 3 could not run; 130 interrupted (for
 //! `squall proxy`, which runs until interrupted: stopped cleanly).
 
 use std::process::ExitCode;
 
 use crate::proxy::ProxyError;
+use crate::replay::render::Outcome;
 use crate::report::compare::Comparison;
 use crate::run::{RunOutcome, RunStatus};
 
@@ -59,6 +61,19 @@ impl Exit {
             Exit::ThresholdFailed
         } else {
             Exit::Ok
+        }
+    }
+}
+
+impl Exit {
+    /// The exit code of `squall replay` once the replay ran and was judged: its run
+    /// interrupted or failed first, then a regression or a ledger difference.
+    pub fn of_replay(o: &Outcome) -> Exit {
+        match o.comparison.new.status.as_str() {
+            "interrupted" => Exit::Interrupted,
+            "failed" => Exit::CouldNotRun,
+            _ if o.verdict == "pass" => Exit::Ok,
+            _ => Exit::ThresholdFailed,
         }
     }
 }

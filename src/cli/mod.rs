@@ -5,6 +5,7 @@ mod compare;
 mod exit;
 mod merge;
 mod proxy;
+mod replay;
 mod report;
 mod serve;
 mod summary;
@@ -28,7 +29,8 @@ use crate::scenario;
 /// runs them through a fault-injecting shim against a WebSocket server and reports what
 /// recovery cost.
 ///
-/// Exit codes: 0 every threshold held · 1 a threshold failed (compare: a regression) ·
+/// Exit codes: 0 every threshold held · 1 a threshold failed (compare: a regression;
+/// replay: a regression or another fault ledger) ·
 /// 2 bad input · 3 could not run · 130 interrupted (the report is still written).
 #[derive(Debug, Parser)]
 #[command(name = "squall", version, about, long_about, max_term_width = 100)]
@@ -53,6 +55,14 @@ pub enum Command {
     /// (beyond the noise floors; any rise from zero of messages_lost, messages_duplicated,
     /// gave_up or unrecovered), 2 on bad input or reports of different scenarios (docs/compare.md).
     Compare(compare::CompareArgs),
+    /// Run again the scenario, seed and fault timeline a report records, and judge the
+    /// new run against it: the figures as `squall compare` does, and the fault ledgers
+    /// (events.jsonl): the same windows, clients and acts.
+    ///
+    /// Writes a full report directory (default: beside the original's) with replay.md and
+    /// replay.json. Exits 1 when a metric regressed or the ledgers differ, 2 on a file that
+    /// is not a replayable report, 3 if the replay could not run (docs/replay.md).
+    Replay(replay::ReplayArgs),
     /// Join shard reports exactly (counters summed, histograms added) and judge the
     /// scenario's thresholds on the whole.
     Merge(merge::MergeArgs),
@@ -157,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Merge(args) => merge::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     exit.into()
 }

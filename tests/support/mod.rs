@@ -79,16 +79,43 @@ pub fn only_report_dir(parent: &Path) -> PathBuf {
     dirs.into_iter().next().unwrap()
 }
 
-/// Reads `report.json` of a report directory as loose JSON.
-pub fn report_json(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+/// Runs the scenario `yaml` through the built binary into cargo's per-target scratch
+/// directory and returns its report directory, for a report several tests share (kept
+/// in a `OnceLock`: a static is never dropped, so a `TempDir` would never be removed).
+pub fn shared_report(tag: &str, yaml: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    run_report(&dir, yaml)
 }
 
-/// Runs a scenario given as YAML in-process (its report in a temporary directory) and
-/// returns its report.json; the run must complete.
-pub async fn run_yaml(yaml: &str) -> serde_json::Value {
-    let dir = TempDir::new("run");
-    let scenario = squall::scenario::from_str(yaml, "test.yaml").unwrap();
+/// Writes `yaml` to `dir/scenario.yaml`, runs it with the built binary (`--out
+/// dir/reports --quiet`), which must exit 0, and returns its report directory.
+pub fn run_report(dir: &Path, yaml: &str) -> PathBuf {
+    let scenario = dir.join("scenario.yaml");
+    std::fs::write(&scenario, yaml).unwrap();
+    let out_dir = dir.join("reports");
+    let out = squall(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    only_report_dir(&out_dir)
+}
+
+/// Runs `scenario` in-process with its report under `dir`; the run must complete.
+pub async fn run_in(
+    dir: &TempDir,
+    scenario: squall::scenario::Scenario,
+) -> squall::run::RunOutcome {
     let opts = squall::run::RunOptions {
         out: Some(dir.path().to_path_buf()),
         live: squall::run::Live::Off,
@@ -103,7 +130,20 @@ pub async fn run_yaml(yaml: &str) -> serde_json::Value {
         "{:?}",
         outcome.report.run.error
     );
-    report_json(&outcome.dir)
+    outcome
+}
+
+/// Reads `report.json` of a report directory as loose JSON.
+pub fn report_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// Runs a scenario given as YAML in-process (its report in a temporary directory) and
+/// returns its report.json; the run must complete.
+pub async fn run_yaml(yaml: &str) -> serde_json::Value {
+    let dir = TempDir::new("run");
+    let scenario = squall::scenario::from_str(yaml, "test.yaml").unwrap();
+    report_json(&run_in(&dir, scenario).await.dir)
 }
 
 /// A counter of a report.json, by name.
