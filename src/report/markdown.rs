@@ -60,13 +60,16 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(o, "## Recovery\n")?;
     writeln!(
         o,
-        "{} disconnects, {} reconnects, {} failed reconnect attempts, {} clients gave up; peak {} clients connected in {} sessions.\n",
+        "{} disconnects, {} reconnects, {} failed reconnect attempts, {} clients gave up; peak {} clients connected in {} sessions. \
+         At the busiest second {} connection attempts (`connect_attempts_peak`); the server accepted at most {} handshakes in one second (`server_handshakes_peak`).\n",
         c.disconnects,
         c.reconnects,
         c.reconnect_failures,
         c.gave_up,
         c.clients_connected_peak,
-        c.sessions
+        c.sessions,
+        c.connect_attempts_peak,
+        c.server_handshakes_peak
     )?;
     hist_table(
         o,
@@ -135,11 +138,11 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(o, "## Groups\n")?;
         writeln!(
             o,
-            "| group | sessions | disconnects | reconnects | lost | reconnect p50 | reconnect p99 | rtt p99 |"
+            "| group | sessions | disconnects | reconnects | attempts peak /s | lost | reconnect p50 | reconnect p99 | rtt p99 |"
         )?;
         writeln!(
             o,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
         for g in &r.groups {
             let h = |name: &str, f: fn(&Summary) -> u64| {
@@ -150,11 +153,12 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
             };
             writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 g.name,
                 g.counters.sessions,
                 g.counters.disconnects,
                 g.counters.reconnects,
+                g.counters.connect_attempts_peak,
                 g.counters.messages_lost,
                 h("reconnect_latency", |s| s.p50),
                 h("reconnect_latency", |s| s.p99),

@@ -95,6 +95,7 @@ fn parameters_of(kind: FaultKindSpec) -> &'static [&'static str] {
         FaultKindSpec::LimitData => &["bytes"],
         FaultKindSpec::SlowClose | FaultKindSpec::DialDelay => &["delay"],
         FaultKindSpec::Blackhole => &["close_after", "reset_after"],
+        FaultKindSpec::NatTimeout => &["idle"],
         FaultKindSpec::Reset
         | FaultKindSpec::Close
         | FaultKindSpec::Partition
@@ -128,6 +129,7 @@ fn kind_name(kind: FaultKindSpec) -> &'static str {
         FaultKindSpec::AcceptStall => "accept_stall",
         FaultKindSpec::AcceptReset => "accept_reset",
         FaultKindSpec::DialDelay => "dial_delay",
+        FaultKindSpec::NatTimeout => "nat_timeout",
         FaultKindSpec::WsDrop => "ws_drop",
         FaultKindSpec::WsDelay => "ws_delay",
         FaultKindSpec::WsDuplicate => "ws_duplicate",
@@ -159,6 +161,7 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("code", spec.code.is_some()),
         ("reason", spec.reason.is_some()),
         ("swallow", spec.swallow.is_some()),
+        ("idle", spec.idle.is_some()),
     ];
     let allowed = spec.kind.map(parameters_of).unwrap_or_default();
     foreign(path, kind, allowed, &present)
@@ -342,6 +345,17 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
             )?;
             NetworkFaultKind::DialDelay {
                 delay: fields::positive_duration(&delay_path, text)?,
+            }
+        }
+        FaultKindSpec::NatTimeout => {
+            let idle_path = path.key("idle");
+            let text = fields::required(
+                &idle_path,
+                spec.idle.as_ref(),
+                "how long a connection may stay silent before the NAT forgets it, e.g. 30s",
+            )?;
+            NetworkFaultKind::NatTimeout {
+                idle: fields::positive_duration(&idle_path, text)?,
             }
         }
         FaultKindSpec::Blackhole => {
