@@ -157,11 +157,9 @@ mod tests {
         let mut out = Vec::new();
         // Upstream alone at 20 s steps, then downstream alone: each keeps it alive for
         // the other, although neither direction alone moved for 30 s.
-        for (i, stage) in [&mut up, &mut up, &mut down, &mut down, &mut up]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, upstream) in [true, true, false, false, true].into_iter().enumerate() {
             let at = t0 + Duration::from_secs(20 * (i as u64 + 1));
+            let stage = if upstream { &mut up } else { &mut down };
             assert_eq!(stage.push(chunk(at, b"hi"), &mut out), None, "chunk {i}");
         }
         assert_eq!(out.len(), 5);
