@@ -2,7 +2,7 @@
 //! jitter-free group returns in a stampede, the jittered one spread out, under the very
 //! same faults and the same gateway limit; and the scenario's thresholds still hold.
 
-use crate::support::{TempDir, report_json, root};
+use crate::support::{root, run_scenario};
 
 /// The busiest second of connect attempts of `group`, in the run or in scope `scope`.
 fn peak(r: &serde_json::Value, scope: Option<&str>, group: &str) -> u64 {
@@ -30,16 +30,7 @@ async fn without_jitter_the_clients_come_back_in_a_stampede() {
         .unwrap()
         .with_clients(40)
         .unwrap();
-    let dir = TempDir::new("herd");
-    let opts = squall::run::RunOptions {
-        out: Some(dir.path().to_path_buf()),
-        live: squall::run::Live::Off,
-        ..Default::default()
-    };
-    let outcome = squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
-        .await
-        .unwrap();
-    let r = report_json(&outcome.dir);
+    let r = run_scenario(scenario).await;
     assert_eq!(r["verdict"], "pass", "{}", r["thresholds"]);
     let counts: Vec<u64> = ["lockstep", "jittered"]
         .iter()

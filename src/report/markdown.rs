@@ -365,7 +365,6 @@ pub(crate) fn secs(us: u64) -> String {
     format!("{:.1}s", us as f64 / 1e6)
 }
 
-
 /// One line of the scopes table: what happened inside a scope (or to one group in it).
 fn scope_row(
     o: &mut String,

@@ -214,9 +214,7 @@ impl Counters {
     /// connected clients (a run-wide gauge) nor the server's peak (it knows no groups).
     pub fn per_group(name: &str) -> bool {
         name != "clients_connected_peak"
-            && Peak::ALL
-                .iter()
-                .all(|p| p.name() != name || p.per_group())
+            && Peak::ALL.iter().all(|p| p.name() != name || p.per_group())
     }
 
     /// A counter by its report name (`messages_lost`, `errors.data`).

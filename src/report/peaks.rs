@@ -14,7 +14,12 @@ pub fn fill(report: &mut Report) {
     let everywhere = |_: usize| true;
     set(&mut report.counters, &attempts, &handshakes, everywhere);
     for g in &mut report.groups {
-        set(&mut g.counters, &g.connect_attempts_per_second, &[], everywhere);
+        set(
+            &mut g.counters,
+            &g.connect_attempts_per_second,
+            &[],
+            everywhere,
+        );
     }
     for scope in &mut report.scopes {
         let windows = scope.windows.clone();

@@ -364,12 +364,21 @@ fn connect_phase_kinds_shared_bandwidth_and_close_after_validate() {
 
 #[test]
 fn nat_timeout_takes_a_positive_idle_and_nothing_else() {
-    let faults = parse("name: x\nclients: 1\nfaults:\n  - { kind: nat_timeout, idle: 30s, at: 1s }\n").faults;
-    assert_eq!(faults[0].kind, NetworkFaultKind::NatTimeout { idle: secs(30) });
+    let faults =
+        parse("name: x\nclients: 1\nfaults:\n  - { kind: nat_timeout, idle: 30s, at: 1s }\n")
+            .faults;
+    assert_eq!(
+        faults[0].kind,
+        NetworkFaultKind::NatTimeout { idle: secs(30) }
+    );
     assert_eq!(faults[0].name, "nat_timeout#0");
     for (fault, path, says) in [
         ("{ kind: nat_timeout }", "faults[0].idle", "is required"),
-        ("{ kind: nat_timeout, idle: 0s }", "faults[0].idle", "must be > 0"),
+        (
+            "{ kind: nat_timeout, idle: 0s }",
+            "faults[0].idle",
+            "must be > 0",
+        ),
         ("{ kind: nat_timeout, idle: 5 }", "faults[0].idle", "5"),
         (
             "{ kind: nat_timeout, idle: 5s, delay: 1s }",

@@ -194,6 +194,10 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
     let duration_or = |key: &str, text: Option<&DurationText>, default: Duration| {
         text.map_or(Ok(default), |text| fields::duration(&path.key(key), text))
     };
+    let required_duration = |key: &str, text: Option<&DurationText>, why: &str| {
+        let key_path = path.key(key);
+        fields::positive_duration(&key_path, fields::required(&key_path, text, why)?)
+    };
     let probability = || match &spec.probability {
         Some(text) => fields::probability(&path.key("probability"), text),
         None => Err(Invalid::key(
@@ -336,28 +340,20 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
             };
             NetworkFaultKind::SlowClose { delay }
         }
-        FaultKindSpec::DialDelay => {
-            let delay_path = path.key("delay");
-            let text = fields::required(
-                &delay_path,
+        FaultKindSpec::DialDelay => NetworkFaultKind::DialDelay {
+            delay: required_duration(
+                "delay",
                 spec.delay.as_ref(),
                 "how much later the server is dialed, e.g. 2s",
-            )?;
-            NetworkFaultKind::DialDelay {
-                delay: fields::positive_duration(&delay_path, text)?,
-            }
-        }
-        FaultKindSpec::NatTimeout => {
-            let idle_path = path.key("idle");
-            let text = fields::required(
-                &idle_path,
+            )?,
+        },
+        FaultKindSpec::NatTimeout => NetworkFaultKind::NatTimeout {
+            idle: required_duration(
+                "idle",
                 spec.idle.as_ref(),
                 "how long a connection may stay silent before the NAT forgets it, e.g. 30s",
-            )?;
-            NetworkFaultKind::NatTimeout {
-                idle: fields::positive_duration(&idle_path, text)?,
-            }
-        }
+            )?,
+        },
         FaultKindSpec::Blackhole => {
             let close_after = fields::optional_positive_duration(
                 &path.key("close_after"),

@@ -448,7 +448,11 @@ mod tests {
                 "compare `messages_lost` with a plain number",
             ),
             ("messages_lost", "count < inf", "expected a number"),
-            ("connect_attempts_peak", "rate < 3", "`connect_attempts_peak` is a peak"),
+            (
+                "connect_attempts_peak",
+                "rate < 3",
+                "`connect_attempts_peak` is a peak",
+            ),
             (
                 "server_handshakes_peak",
                 "p(99) < 3",
