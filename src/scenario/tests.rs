@@ -386,6 +386,11 @@ fn nat_timeout_takes_a_positive_idle_and_nothing_else() {
             "not a parameter of `nat_timeout` (parameters: idle)",
         ),
         (
+            "{ kind: nat_timeout, idle: 5s, direction: upstream }",
+            "faults[0].direction",
+            "takes only `both`",
+        ),
+        (
             "{ kind: latency, latency: 1ms, idle: 5s }",
             "faults[0].idle",
             "not a parameter of `latency`",

@@ -61,6 +61,14 @@ fn network_fault(path: &YamlPath, id: usize, spec: &FaultSpec, run: &Run) -> Che
         kind.is_instantaneous().then_some(kind.name()),
         run,
     )?;
+    if matches!(kind, NetworkFaultKind::NatTimeout { .. })
+        && spec.direction.is_some_and(|d| d != DirectionSpec::Both)
+    {
+        return Err(Invalid::key(
+            &path.key("direction"),
+            "a NAT forgets a connection both ways at once: `nat_timeout` takes only `both`",
+        ));
+    }
     Ok(NetworkFault {
         id,
         name: fault_name(&path.key("name"), spec.name.as_deref(), kind.name(), id)?,

@@ -418,6 +418,9 @@ impl Plan {
                 if idle.is_zero() {
                     return Err(invalid("`idle` must be > 0"));
                 }
+                if fault.direction != Direction::Both {
+                    return Err(invalid("`nat_timeout` acts on both directions at once"));
+                }
                 Effect::Stage(StageSpec::NatTimeout(nat_timeout::Spec { idle: *idle }))
             }
             NetworkFaultKind::WsDrop {
