@@ -368,9 +368,10 @@ faults:
     let detect = &r["histograms"]["detection_latency"];
     assert!(detect["count"].as_u64().unwrap() >= 10, "{detect}");
     // Timed from the mapping's death (last byte + 1 s), not from the dropped ping that
-    // found it: interval + timeout - idle = 1 s, under interval + timeout at most.
+    // found it (which would say 500 ms): interval + timeout - idle = 1 s, less the
+    // client's delayed ack after the last echo; under interval + timeout at most.
     assert!(detect["max"].as_u64().unwrap() < 2_000_000, "{detect}");
-    assert!(detect["min"].as_u64().unwrap() >= 500_000, "{detect}");
+    assert!(detect["min"].as_u64().unwrap() >= 700_000, "{detect}");
     assert_eq!(n(&r, "messages_lost"), 0, "{}", r["counters"]);
     assert_eq!(n(&r, "messages_duplicated"), 0);
     assert_eq!(n(&r, "messages_sent"), n(&r, "messages_delivered"));
