@@ -33,6 +33,11 @@ impl Clock {
         u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
+    /// Microseconds from the start to `at` (0 for an instant before it).
+    pub fn us_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_micros()).unwrap_or(u64::MAX)
+    }
+
     /// The instant at `offset` after the start.
     pub fn at(&self, offset: Duration) -> Instant {
         self.start + offset

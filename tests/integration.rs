@@ -48,6 +48,10 @@ mod proxy;
 // Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
 mod server_faults;
 
+// The thundering herd after a partition: jitter-free backoff against jittered, side by
+// side, at the peak second of connect attempts.
+mod herd;
+
 // `squall serve` through the built binary: echo, squall.v1, SIGINT, a taken port.
 mod serve;
 

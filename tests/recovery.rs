@@ -339,3 +339,41 @@ async fn wss_with_a_given_ca_file_delivers_and_an_untrusted_certificate_is_a_tls
     }
     assert!(saw_tls);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_a_nat_forgot_are_found_by_heartbeats_and_nothing_is_lost() {
+    // Messages every 2 s, a NAT that forgets a flow after 1 s of silence: each link dies
+    // between two messages, and nothing tells either end. The heartbeat (1.5 s, then
+    // 500 ms for the pong) finds it about 1 s after it died.
+    let r = run(r#"
+name: nat
+seed: 3
+duration: 6s
+clients: { count: 10, connect_rate: 100/s }
+messages: { rate: 1/2s, size: 64B }
+recovery:
+  backoff: { kind: exponential, initial: 50ms, max: 500ms, jitter: full }
+  heartbeat: { interval: 1500ms, timeout: 500ms }
+faults:
+  - { kind: nat_timeout, idle: 1s }
+"#)
+    .await;
+    let nat = &r["faults"][0];
+    assert_eq!(nat["kind"], "nat_timeout");
+    assert!(
+        nat["actions"]["forgotten"].as_u64().unwrap_or(0) >= 10,
+        "{nat}"
+    );
+    assert!(n(&r, "disconnects") >= 10, "{}", r["counters"]);
+    let detect = &r["histograms"]["detection_latency"];
+    assert!(detect["count"].as_u64().unwrap() >= 10, "{detect}");
+    // Timed from the mapping's death (last byte + 1 s), not from the dropped ping that
+    // found it (which would say 500 ms): interval + timeout - idle = 1 s, less the
+    // client's delayed ack after the last echo; under interval + timeout at most.
+    assert!(detect["max"].as_u64().unwrap() < 2_000_000, "{detect}");
+    assert!(detect["min"].as_u64().unwrap() >= 700_000, "{detect}");
+    assert_eq!(n(&r, "messages_lost"), 0, "{}", r["counters"]);
+    assert_eq!(n(&r, "messages_duplicated"), 0);
+    assert_eq!(n(&r, "messages_sent"), n(&r, "messages_delivered"));
+    assert_eq!(n(&r, "messages_received"), n(&r, "messages_delivered"));
+}

@@ -19,8 +19,8 @@ use hdrhistogram::Histogram;
 use crate::clock::Clock;
 
 pub use histogram::{DecodeError, MAX_COUNT, MAX_MICROS, Summary, decode, encode};
-pub use names::{Counter, Hist, Tick};
-pub use snapshot::{GroupTotals, ScopeTotals, Snapshot, TimelineRow};
+pub use names::{Counter, Hist, Peak, Tick};
+pub use snapshot::{GroupTotals, ScopeTotals, Snapshot, TimelineRow, add_series};
 
 /// The metrics of one run. Cheap to clone; every clone records into the same run.
 #[derive(Clone)]

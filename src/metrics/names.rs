@@ -103,6 +103,35 @@ impl Counter {
     }
 }
 
+/// Peaks of per-second rates: the busiest second of the run's timeline, not recorded
+/// but derived from its per-second rows (and, per client group, from the group's own
+/// per-second connect attempts), so merged shards recompute them exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Peak {
+    /// Connection attempts in the busiest second, per group and for the run.
+    ConnectAttempts,
+    /// Handshakes the built-in server accepted in its busiest second; run-wide only (the
+    /// server does not know client groups).
+    ServerHandshakes,
+}
+
+impl Peak {
+    pub const ALL: [Peak; 2] = [Peak::ConnectAttempts, Peak::ServerHandshakes];
+
+    /// The peak's name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peak::ConnectAttempts => "connect_attempts_peak",
+            Peak::ServerHandshakes => "server_handshakes_peak",
+        }
+    }
+
+    /// Whether each client group has its own peak.
+    pub fn per_group(self) -> bool {
+        self == Peak::ConnectAttempts
+    }
+}
+
 /// Histograms, each with a fixed unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

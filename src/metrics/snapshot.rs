@@ -14,6 +14,9 @@ pub struct GroupTotals {
     counters: [u64; Counter::ALL.len()],
     pub close_codes: BTreeMap<u16, u64>,
     hists: Vec<Histogram<u64>>,
+    /// Connection attempts in each second of the run (index: whole seconds since the
+    /// start), kept per group so the group's peak rate survives a merge of shards.
+    pub connect_attempts_per_second: Vec<u64>,
 }
 
 impl GroupTotals {
@@ -23,6 +26,7 @@ impl GroupTotals {
             counters: [0; Counter::ALL.len()],
             close_codes: BTreeMap::new(),
             hists: Hist::ALL.iter().map(|h| histogram::new(h.max())).collect(),
+            connect_attempts_per_second: Vec::new(),
         }
     }
 
@@ -39,6 +43,8 @@ impl GroupTotals {
                 let _ = sum.add(h);
             }
         }
+        let attempts = part.ticks.iter().map(|t| t[Tick::ConnectAttempts as usize]);
+        add_series(&mut self.connect_attempts_per_second, attempts);
     }
 
     fn add_totals(&mut self, other: &GroupTotals) {
@@ -51,6 +57,8 @@ impl GroupTotals {
         for (sum, h) in self.hists.iter_mut().zip(&other.hists) {
             let _ = sum.add(h);
         }
+        let attempts = other.connect_attempts_per_second.iter().copied();
+        add_series(&mut self.connect_attempts_per_second, attempts);
     }
 
     pub fn counter(&self, c: Counter) -> u64 {
@@ -64,6 +72,16 @@ impl GroupTotals {
     /// Sets a counter decided outside the recorders (e.g. losses counted at drain).
     pub fn set_counter(&mut self, c: Counter, n: u64) {
         self.counters[c.index()] = n;
+    }
+}
+
+/// Adds `part` to `sum` second by second, growing `sum` to the longer of the two.
+pub fn add_series(sum: &mut Vec<u64>, part: impl ExactSizeIterator<Item = u64>) {
+    if sum.len() < part.len() {
+        sum.resize(part.len(), 0);
+    }
+    for (a, b) in sum.iter_mut().zip(part) {
+        *a = a.saturating_add(b);
     }
 }
 

@@ -2,7 +2,8 @@
 //! faults and thresholds. Rendered from the [`Report`] alone, byte for byte the same
 //! whether written by `run` or by `squall report`.
 
-use std::fmt::Write;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write};
 
 use super::model::{Counters, Report, ThresholdResult};
 use crate::metrics::{Hist, Summary};
@@ -60,13 +61,16 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(o, "## Recovery\n")?;
     writeln!(
         o,
-        "{} disconnects, {} reconnects, {} failed reconnect attempts, {} clients gave up; peak {} clients connected in {} sessions.\n",
+        "{} disconnects, {} reconnects, {} failed reconnect attempts, {} clients gave up; peak {} clients connected in {} sessions. \
+         At the busiest second {} connection attempts (`connect_attempts_peak`); the server accepted at most {} handshakes in one second (`server_handshakes_peak`).\n",
         c.disconnects,
         c.reconnects,
         c.reconnect_failures,
         c.gave_up,
         c.clients_connected_peak,
-        c.sessions
+        c.sessions,
+        c.connect_attempts_peak,
+        c.server_handshakes_peak
     )?;
     hist_table(
         o,
@@ -135,11 +139,11 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(o, "## Groups\n")?;
         writeln!(
             o,
-            "| group | sessions | disconnects | reconnects | lost | reconnect p50 | reconnect p99 | rtt p99 |"
+            "| group | sessions | disconnects | reconnects | attempts peak /s | lost | reconnect p50 | reconnect p99 | rtt p99 |"
         )?;
         writeln!(
             o,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
         for g in &r.groups {
             let h = |name: &str, f: fn(&Summary) -> u64| {
@@ -150,11 +154,12 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
             };
             writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 g.name,
                 g.counters.sessions,
                 g.counters.disconnects,
                 g.counters.reconnects,
+                g.counters.connect_attempts_peak,
                 g.counters.messages_lost,
                 h("reconnect_latency", |s| s.p50),
                 h("reconnect_latency", |s| s.p99),
@@ -199,46 +204,23 @@ fn write_report(o: &mut String, r: &Report) -> std::fmt::Result {
         )?;
         writeln!(
             o,
-            "| scope | disconnects | reconnects | reconnect p99 | recovery p50 | recovery p99 | recovery max | not resumed |"
+            "| scope | disconnects | reconnects | attempts peak /s | reconnect p99 | recovery p50 | recovery p99 | recovery max | not resumed |"
         )?;
         writeln!(
             o,
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
         for scope in &r.scopes {
-            let h = |name: &str, f: fn(&Summary) -> u64| {
-                scope
-                    .histograms
-                    .get(name)
-                    .filter(|s| s.count > 0)
-                    .map(|s| micros(f(s)))
-                    .unwrap_or_else(|| "–".to_string())
-            };
-            let c = &scope.counters;
             let after = scope.scope.starts_with("after:");
-            let recovery = |f: fn(&Summary) -> u64| {
-                if after {
-                    h("recovery_time", f)
-                } else {
-                    "n/a".to_string()
+            scope_row(o, &scope.scope, &scope.counters, &scope.histograms, after)?;
+            // Several groups: each one's own line, so two policies compare under the
+            // very same fault.
+            if scope.groups.len() > 1 {
+                for g in &scope.groups {
+                    let label = format!("{} · {}", scope.scope, g.name);
+                    scope_row(o, &label, &g.counters, &g.histograms, after)?;
                 }
-            };
-            writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                scope.scope,
-                c.disconnects,
-                c.reconnects,
-                h("reconnect_latency", |s| s.p99),
-                recovery(|s| s.p50),
-                recovery(|s| s.p99),
-                recovery(|s| s.max),
-                if after {
-                    c.unrecovered.to_string()
-                } else {
-                    "n/a".to_string()
-                }
-            )?;
+            }
         }
         writeln!(o)?;
     }
@@ -381,6 +363,47 @@ pub(crate) fn stretches(windows: &[(u64, Option<u64>)]) -> String {
 /// Microseconds since the start as seconds: `12.5s`.
 pub(crate) fn secs(us: u64) -> String {
     format!("{:.1}s", us as f64 / 1e6)
+}
+
+/// One line of the scopes table: what happened inside a scope (or to one group in it).
+fn scope_row(
+    o: &mut String,
+    label: &str,
+    c: &Counters,
+    histograms: &BTreeMap<String, Summary>,
+    after: bool,
+) -> fmt::Result {
+    let h = |name: &str, f: fn(&Summary) -> u64| {
+        histograms
+            .get(name)
+            .filter(|s| s.count > 0)
+            .map(|s| micros(f(s)))
+            .unwrap_or_else(|| "–".to_string())
+    };
+    let recovery = |f: fn(&Summary) -> u64| {
+        if after {
+            h("recovery_time", f)
+        } else {
+            "n/a".to_string()
+        }
+    };
+    writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        label,
+        c.disconnects,
+        c.reconnects,
+        c.connect_attempts_peak,
+        h("reconnect_latency", |s| s.p99),
+        recovery(|s| s.p50),
+        recovery(|s| s.p99),
+        recovery(|s| s.max),
+        if after {
+            c.unrecovered.to_string()
+        } else {
+            "n/a".to_string()
+        }
+    )
 }
 
 #[cfg(test)]

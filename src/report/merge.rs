@@ -1,7 +1,8 @@
 //! `squall merge`: joins shard reports into one, exactly. Counters are summed, histograms
-//! added (their serialized HdrHistograms, not their percentiles), timelines aligned by
-//! second, fault ledgers combined; the thresholds are then judged again on the merged
-//! result by the caller.
+//! added (their serialized HdrHistograms, not their percentiles), timelines and each
+//! group's per-second connect attempts aligned by second, and the per-second peaks
+//! computed again from those sums (`peaks`); fault ledgers are combined. The thresholds
+//! are then judged again on the merged result by the caller.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +54,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, ReportError> {
         }
     }
     out.run.shard = None;
+    super::peaks::fill(&mut out);
     let c = &out.counters;
     out.delivery = Delivery {
         sent: c.messages_sent,
@@ -69,6 +71,8 @@ fn add_groups(out: &mut Vec<GroupReport>, theirs: &[GroupReport]) -> Result<(), 
             Some(mine) => {
                 mine.counters = add_counters(&mine.counters, &g.counters)?;
                 mine.histograms = add_histograms(&mine.histograms, &g.histograms)?;
+                let attempts = g.connect_attempts_per_second.iter().copied();
+                metrics::add_series(&mut mine.connect_attempts_per_second, attempts);
             }
             None => out.push(g.clone()),
         }
@@ -76,8 +80,9 @@ fn add_groups(out: &mut Vec<GroupReport>, theirs: &[GroupReport]) -> Result<(), 
     Ok(())
 }
 
-/// Sums every number of two counter sets (peaks too: shards run side by side, so the
-/// sum of their peaks bounds the merged run's peak from above).
+/// Sums every number of two counter sets. `clients_connected_peak` too: shards run side
+/// by side, so the sum of their peaks bounds the merged run's peak from above. The
+/// per-second peaks summed here are replaced by exact ones once everything is added.
 fn add_counters(a: &Counters, b: &Counters) -> Result<Counters, ReportError> {
     let (mut x, y) = (to_value(a)?, to_value(b)?);
     sum_into(&mut x, &y);
@@ -184,5 +189,77 @@ fn add_faults(out: &mut Vec<FaultSummary>, theirs: &[FaultSummary]) {
             }
             None => out.push(f.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::metrics::{Counter, Metrics, Tick};
+    use crate::report::RunInfo;
+
+    /// A shard's report: `attempts[s][g]` connect attempts of group `g` in second `s`,
+    /// and `handshakes[s]` accepted by its server.
+    async fn shard(attempts: &[[u64; 2]], handshakes: &[u64]) -> Report {
+        let m = Metrics::new(Clock::start(), vec!["steady".into(), "eager".into()]);
+        for (second, (per_group, accepted)) in attempts.iter().zip(handshakes).enumerate() {
+            for (group, n) in per_group.iter().enumerate() {
+                m.record(group, |r| {
+                    r.count(Counter::ConnectAttempts, *n);
+                    r.tick(Tick::ConnectAttempts, *n);
+                });
+            }
+            m.record(0, |r| r.tick(Tick::ServerHandshakes, *accepted));
+            assert_eq!(m.clock().now_us() / 1_000_000, second as u64);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let run = RunInfo {
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_s: attempts.len() as f64,
+            seed: 1,
+            version: "test".into(),
+            interrupted: false,
+            status: "completed".into(),
+            error: None,
+            shard: None,
+        };
+        Report::build(
+            serde_json::json!({ "name": "herd" }),
+            run,
+            &m.snapshot(),
+            vec![],
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_second_peaks_are_recomputed_from_the_summed_seconds() {
+        // Each shard's busiest second is a different one: the sum of their peaks (9 + 8)
+        // overstates the merged run's busiest second (5 + 8 = 13 at second 1).
+        let a = shard(&[[1, 8], [2, 3], [0, 0]], &[4, 9, 1]).await;
+        let b = shard(&[[0, 1], [6, 2], [1, 7]], &[2, 3, 8]).await;
+        assert_eq!(a.counters.connect_attempts_peak, 9);
+        assert_eq!(a.groups[1].counters.connect_attempts_peak, 8);
+        assert_eq!(b.counters.server_handshakes_peak, 8);
+        let merged = merge(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(merged.counters.connect_attempts, 31);
+        assert_eq!(merged.counters.connect_attempts_peak, 13);
+        assert_eq!(merged.counters.server_handshakes_peak, 12);
+        let (steady, eager) = (&merged.groups[0], &merged.groups[1]);
+        assert_eq!(steady.connect_attempts_per_second, [1, 8, 1]);
+        assert_eq!(steady.counters.connect_attempts_peak, 8);
+        assert_eq!(eager.connect_attempts_per_second, [9, 5, 7]);
+        assert_eq!(eager.counters.connect_attempts_peak, 9);
+        // The server does not know client groups: its peak is the run's alone.
+        assert_eq!(eager.counters.server_handshakes_peak, 0);
+        // The same whichever shard comes first, and the series survive the JSON.
+        let swapped = merge(&[b, a]).unwrap();
+        assert_eq!(swapped.counters, merged.counters);
+        assert_eq!(swapped.groups, merged.groups);
+        let text = serde_json::to_string(&merged).unwrap();
+        let again: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(again, merged);
     }
 }

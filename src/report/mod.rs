@@ -9,6 +9,7 @@ mod merge;
 pub use merge::merge;
 pub mod markdown;
 mod model;
+mod peaks;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::events::FaultSummary;
-use crate::metrics::{Counter, GroupTotals, Hist, Snapshot, Summary, TimelineRow};
+use crate::metrics::{Counter, GroupTotals, Hist, Peak, Snapshot, Summary, TimelineRow};
 
 pub const SCHEMA: &str = "squall.report/v1";
 
@@ -91,6 +91,13 @@ pub struct Counters {
     /// Clients whose session was still down when the run ended.
     #[serde(default)]
     pub unrecovered: u64,
+    /// Connection attempts in the busiest second (of the run, the group, or the scope).
+    #[serde(default)]
+    pub connect_attempts_peak: u64,
+    /// Handshakes the built-in server accepted in its busiest second; run-wide (and per
+    /// scope), 0 in groups.
+    #[serde(default)]
+    pub server_handshakes_peak: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +114,11 @@ pub struct GroupReport {
     pub name: String,
     pub counters: Counters,
     pub histograms: BTreeMap<String, Summary>,
+    /// The group's connection attempts in each second of the run (index: whole seconds
+    /// since the start, as the timeline's `t`), which its `connect_attempts_peak` is the
+    /// maximum of; kept so merged shards recompute the peak exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect_attempts_per_second: Vec<u64>,
 }
 
 /// One scope of the run: while a named fault's windows were open (`during:name`), or
@@ -184,7 +196,25 @@ impl Counters {
             server_sent: t.counter(Counter::ServerSent),
             server_sent_acked: t.counter(Counter::ServerSentAcked),
             unrecovered: t.counter(Counter::Unrecovered),
+            // Filled in from the per-second series once the report is built (`peaks`).
+            connect_attempts_peak: 0,
+            server_handshakes_peak: 0,
         }
+    }
+
+    /// Every counter's report name, in the order reports list them: the peaks, then the
+    /// totals.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        std::iter::once("clients_connected_peak")
+            .chain(Peak::ALL.iter().map(|p| p.name()))
+            .chain(Counter::ALL.iter().map(|c| c.name()))
+    }
+
+    /// Whether each client group has its own value of counter `name`: not the peak of
+    /// connected clients (a run-wide gauge) nor the server's peak (it knows no groups).
+    pub fn per_group(name: &str) -> bool {
+        name != "clients_connected_peak"
+            && Peak::ALL.iter().all(|p| p.name() != name || p.per_group())
     }
 
     /// A counter by its report name (`messages_lost`, `errors.data`).
@@ -214,6 +244,8 @@ impl Counters {
             "server_sent" => self.server_sent,
             "server_sent_acked" => self.server_sent_acked,
             "unrecovered" => self.unrecovered,
+            "connect_attempts_peak" => self.connect_attempts_peak,
+            "server_handshakes_peak" => self.server_handshakes_peak,
             _ => return None,
         })
     }
@@ -237,9 +269,12 @@ fn scope_histograms(t: &GroupTotals, after: bool) -> BTreeMap<String, Summary> {
         .collect()
 }
 
+/// Groups of the run keep their per-second connect attempts; groups of a scope do not
+/// (the run's series, cut to the scope's seconds, give their peaks).
 fn group_reports(
     groups: &[GroupTotals],
     hists: impl Fn(&GroupTotals) -> BTreeMap<String, Summary>,
+    series: bool,
 ) -> Vec<GroupReport> {
     groups
         .iter()
@@ -248,6 +283,10 @@ fn group_reports(
             // The peak gauge is run-wide; per group it is not measured.
             counters: Counters::from_totals(g, 0),
             histograms: hists(g),
+            connect_attempts_per_second: match series {
+                true => g.connect_attempts_per_second.clone(),
+                false => Vec::new(),
+            },
         })
         .collect()
 }
@@ -268,7 +307,7 @@ impl Report {
             lost: counters.messages_lost,
             closes: counters.messages_sent == counters.messages_delivered + counters.messages_lost,
         };
-        let groups = group_reports(&snap.groups, histograms);
+        let groups = group_reports(&snap.groups, histograms, true);
         let scopes = snap
             .scopes
             .iter()
@@ -284,11 +323,11 @@ impl Report {
                         .collect(),
                     counters: Counters::from_totals(&s.total, 0),
                     histograms: scope_histograms(&s.total, after),
-                    groups: group_reports(&s.groups, |g| scope_histograms(g, after)),
+                    groups: group_reports(&s.groups, |g| scope_histograms(g, after), false),
                 }
             })
             .collect();
-        Report {
+        let mut report = Report {
             schema: SCHEMA.to_string(),
             scenario,
             run,
@@ -301,7 +340,9 @@ impl Report {
             scopes,
             thresholds: Vec::new(),
             verdict: "pass".to_string(),
-        }
+        };
+        super::peaks::fill(&mut report);
+        report
     }
 
     /// The scenario's name, as recorded.

@@ -368,6 +368,11 @@ pub enum NetworkFaultKind {
     DialDelay {
         delay: Duration,
     },
+    /// A carrier-grade NAT's idle timeout: a connection with no bytes either way for
+    /// `idle` is forgotten, and every byte after that is silently dropped.
+    NatTimeout {
+        idle: Duration,
+    },
     /// Drop whole WebSocket data messages (control frames too with `controls`).
     WsDrop {
         probability: f64,
@@ -432,6 +437,7 @@ impl NetworkFaultKind {
             Self::AcceptStall => "accept_stall",
             Self::AcceptReset => "accept_reset",
             Self::DialDelay { .. } => "dial_delay",
+            Self::NatTimeout { .. } => "nat_timeout",
             Self::WsDrop { .. } => "ws_drop",
             Self::WsDelay { .. } => "ws_delay",
             Self::WsDuplicate { .. } => "ws_duplicate",

@@ -423,6 +423,10 @@ fn fault(fault: &NetworkFault) -> FaultSpec {
             spec.delay = Some(duration(*delay));
             FaultKindSpec::DialDelay
         }
+        NetworkFaultKind::NatTimeout { idle } => {
+            spec.idle = Some(duration(*idle));
+            FaultKindSpec::NatTimeout
+        }
     });
     spec
 }

@@ -227,6 +227,7 @@ pub struct FaultSpec {
     pub code: Option<u64>,
     pub reason: Option<String>,
     pub swallow: Option<bool>,
+    pub idle: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +248,7 @@ pub enum FaultKindSpec {
     AcceptStall,
     AcceptReset,
     DialDelay,
+    NatTimeout,
     WsDrop,
     WsDelay,
     WsDuplicate,

@@ -363,6 +363,46 @@ fn connect_phase_kinds_shared_bandwidth_and_close_after_validate() {
 }
 
 #[test]
+fn nat_timeout_takes_a_positive_idle_and_nothing_else() {
+    let faults =
+        parse("name: x\nclients: 1\nfaults:\n  - { kind: nat_timeout, idle: 30s, at: 1s }\n")
+            .faults;
+    assert_eq!(
+        faults[0].kind,
+        NetworkFaultKind::NatTimeout { idle: secs(30) }
+    );
+    assert_eq!(faults[0].name, "nat_timeout#0");
+    for (fault, path, says) in [
+        ("{ kind: nat_timeout }", "faults[0].idle", "is required"),
+        (
+            "{ kind: nat_timeout, idle: 0s }",
+            "faults[0].idle",
+            "must be > 0",
+        ),
+        ("{ kind: nat_timeout, idle: 5 }", "faults[0].idle", "5"),
+        (
+            "{ kind: nat_timeout, idle: 5s, delay: 1s }",
+            "faults[0].delay",
+            "not a parameter of `nat_timeout` (parameters: idle)",
+        ),
+        (
+            "{ kind: nat_timeout, idle: 5s, direction: upstream }",
+            "faults[0].direction",
+            "takes only `both`",
+        ),
+        (
+            "{ kind: latency, latency: 1ms, idle: 5s }",
+            "faults[0].idle",
+            "not a parameter of `latency`",
+        ),
+    ] {
+        let error = refuse(&format!("name: x\nclients: 1\nfaults:\n  - {fault}\n"));
+        assert_eq!(error.path(), Some(path), "{fault}: {error}");
+        assert!(error.to_string().contains(says), "{fault}: {error}");
+    }
+}
+
+#[test]
 fn a_faults_file_is_a_list_checked_like_a_scenarios_faults() {
     let text = "# proxy faults\n- { kind: latency, latency: 80ms, at: 5s, for: 10s }\n- kind: blackhole\n  for: 0s\n";
     let error = crate::scenario::faults_from_str(text, "faults.yaml").unwrap_err();
@@ -410,6 +450,8 @@ fn normalized_json_reads_back_equal() {
         external,
         CONNECT_PHASE,
         include_str!("../../scenarios/quickstart.yaml"),
+        include_str!("../../scenarios/outages/nat-idle-timeout.yaml"),
+        include_str!("../../scenarios/outages/partition-and-herd.yaml"),
     ] {
         let scenario = parse(text);
         let json = scenario.to_json();

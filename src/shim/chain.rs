@@ -201,7 +201,9 @@ impl<'a> Chain<'a> {
                     // `blackhole::window_opened`); a later one is cut from its first byte.
                     let stamped = blackhole && self.info.since <= open.opened;
                     let stage = match &plan.effect {
-                        Effect::Stage(spec) => Staged::Bytes(spec.build(rng, self.dir)),
+                        Effect::Stage(spec) => Staged::Bytes(spec.build(rng, self.dir, || {
+                            self.info.mappings.get(open.plan, open.window, now)
+                        })),
                         Effect::Messages(spec) => Staged::Messages(spec.build(rng)),
                         Effect::Action(_) | Effect::Connect(_) => {
                             unreachable!("actions and connect faults have no stage (skipped above)")
@@ -221,7 +223,11 @@ impl<'a> Chain<'a> {
             });
         }
         for gone in old {
-            self.retire(gone, now);
+            match &gone.stage {
+                // A forgotten NAT mapping stays forgotten (see `nat_timeout`).
+                Staged::Bytes(stage) if stage.outlives_window() => self.stages.push(gone),
+                _ => self.retire(gone, now),
+            }
         }
     }
 
@@ -540,6 +546,11 @@ fn acted(shared: &Shared, info: &ConnInfo, applied: &mut Applied, bytes: usize) 
     }
     applied.acted = true;
     if info.touches.first_act(applied.plan, applied.window) {
-        ledger::first_act(shared, applied.plan, info.client, applied.stamps);
+        let since = match &applied.stage {
+            Staged::Bytes(stage) => stage.acted_since(),
+            Staged::Messages(_) => None,
+        };
+        let at = since.map(|t| shared.clock.us_at(t));
+        ledger::first_act(shared, applied.plan, info.client, applied.stamps, at);
     }
 }

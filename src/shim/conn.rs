@@ -21,6 +21,7 @@ use tracing::debug;
 
 use super::Shared;
 use super::faults::connect::{self, Verdict};
+use super::faults::nat_timeout::Mappings;
 use super::faults::{partition, reset};
 use super::identify::{self, HEAD_TIMEOUT, Head};
 use super::ledger::{self, Touches};
@@ -45,6 +46,8 @@ pub(crate) struct ConnInfo {
     pub ordinal: u32,
     /// The fault windows acting on this connection, for the ledger.
     pub touches: Touches,
+    /// Its NAT mappings (`nat_timeout`), shared by its two directions.
+    pub mappings: Mappings,
     /// When the shim started forwarding it.
     pub since: Instant,
     /// Cancelled when a fault closes that direction: [upstream, downstream].
@@ -62,6 +65,7 @@ impl ConnInfo {
             key: client.map_or(Key::Conn(conn), Key::Client),
             ordinal,
             touches: Touches::default(),
+            mappings: Mappings::default(),
             since: Instant::now(),
             stop: Default::default(),
             inbox: Default::default(),

@@ -95,11 +95,19 @@ impl Touches {
 
 /// Fault `plan` acted on a connection for the first time in a window: count it, and
 /// stamp the client's board slot when asked (the act can break the link and nothing
-/// stamped it for this window yet).
-pub(crate) fn first_act(shared: &Shared, plan: usize, client: Option<u32>, stamp: bool) {
+/// stamped it for this window yet), with the moment the act began (`at`, µs on the run
+/// clock: a NAT mapping found expired died earlier; see `Stage::acted_since`) or now.
+pub(crate) fn first_act(
+    shared: &Shared,
+    plan: usize,
+    client: Option<u32>,
+    stamp: bool,
+    at: Option<u64>,
+) {
     shared.stats.touched(plan);
     if stamp {
-        board(shared, client, shared.clock.now_us());
+        let now = shared.clock.now_us();
+        board(shared, client, at.map_or(now, |t| t.min(now)));
     }
 }
 
@@ -111,7 +119,7 @@ pub(crate) fn instant(
     client: Option<u32>,
     action: &'static str,
 ) {
-    first_act(shared, plan, client, true);
+    first_act(shared, plan, client, true, None);
     emit(shared, plan, conn, client, action, 0);
 }
 

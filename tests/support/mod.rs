@@ -141,8 +141,13 @@ pub fn report_json(dir: &Path) -> serde_json::Value {
 /// Runs a scenario given as YAML in-process (its report in a temporary directory) and
 /// returns its report.json; the run must complete.
 pub async fn run_yaml(yaml: &str) -> serde_json::Value {
+    run_scenario(squall::scenario::from_str(yaml, "test.yaml").unwrap()).await
+}
+
+/// Runs a scenario in-process (its report in a temporary directory) and returns its
+/// report.json; the run must complete.
+pub async fn run_scenario(scenario: squall::scenario::Scenario) -> serde_json::Value {
     let dir = TempDir::new("run");
-    let scenario = squall::scenario::from_str(yaml, "test.yaml").unwrap();
     report_json(&run_in(&dir, scenario).await.dir)
 }
 

@@ -26,7 +26,7 @@ pub use rules::{
 };
 
 use super::{Counters, Report};
-use crate::metrics::{Counter, Hist, Summary};
+use crate::metrics::{Hist, Summary};
 
 /// Why two reports could not be compared: every case is bad input.
 #[derive(Debug, thiserror::Error)]
@@ -332,8 +332,9 @@ fn figures(group: Option<&str>, base: Metrics, new: Metrics, out: &mut Vec<Figur
         samples,
     };
     for name in counter_names() {
-        // The peak of connected clients is measured for the whole run only.
-        if group.is_some() && name == "clients_connected_peak" {
+        // The peak of connected clients and the server's are measured for the whole run
+        // only.
+        if group.is_some() && !Counters::per_group(name) {
             continue;
         }
         let value = |c: &Counters| c.get(name).map(|v| v as f64);
@@ -392,7 +393,7 @@ fn figures(group: Option<&str>, base: Metrics, new: Metrics, out: &mut Vec<Figur
 
 /// Every counter's report name, in the order reports list them.
 fn counter_names() -> impl Iterator<Item = &'static str> {
-    std::iter::once("clients_connected_peak").chain(Counter::ALL.iter().map(|c| c.name()))
+    Counters::names()
 }
 
 /// squall's histograms in their usual order, then any other either report has.

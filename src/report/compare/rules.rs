@@ -65,7 +65,10 @@ pub fn counter_direction(name: &str) -> Direction {
         | "errors.data"
         | "errors.application"
         | "messages_unverified"
-        | "connect_attempts" => Direction::HigherIsWorse,
+        | "connect_attempts"
+        // A busier second is a harder stampede on the server: lower is better.
+        | "connect_attempts_peak"
+        | "server_handshakes_peak" => Direction::HigherIsWorse,
         "messages_delivered" | "messages_received" | "clients_connected_peak" => {
             Direction::LowerIsWorse
         }
@@ -387,6 +390,8 @@ mod tests {
             "reconnect_failures",
             "errors.data",
             "connect_attempts",
+            "connect_attempts_peak",
+            "server_handshakes_peak",
         ] {
             assert_eq!(counter_direction(name), Direction::HigherIsWorse, "{name}");
         }

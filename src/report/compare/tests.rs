@@ -375,6 +375,7 @@ fn groups_both_reports_have_are_compared_too() {
         name: name.to_string(),
         counters: counters(),
         histograms: histograms(reconnect_ms),
+        connect_attempts_per_second: Vec::new(),
     };
     let mut base = report("x", 1);
     base.groups = vec![group("fast", 300), group("slow", 300), group("old", 300)];

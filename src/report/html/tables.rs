@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 
 use super::errors::{close_code_name, close_codes_seen};
 use super::{Esc, sources};
-use crate::metrics::{Counter, Hist, Summary};
+use crate::metrics::{Hist, Summary};
 use crate::report::markdown::{measured, micros, secs, stretches};
 use crate::report::{Counters, Report};
 
@@ -241,33 +241,20 @@ pub fn faults(o: &mut String, r: &Report) -> fmt::Result {
 /// three tables side by side rather than one long list.
 pub fn counters(o: &mut String, r: &Report) -> fmt::Result {
     let columns = sources(r);
-    let mut rows = Vec::with_capacity(Counter::ALL.len() + 1);
-    let peak = |i: usize, c: &Counters| {
-        // The peak gauge is run-wide; groups do not measure it.
-        if i == 0 {
-            number(c.clients_connected_peak)
-        } else {
-            "–".into()
-        }
-    };
-    rows.push((
-        "clients_connected_peak",
-        columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| peak(i, c.counters))
-            .collect::<Vec<_>>(),
-    ));
-    for counter in Counter::ALL {
-        let name = counter.name();
-        rows.push((
-            name,
-            columns
+    let rows: Vec<(&str, Vec<String>)> = Counters::names()
+        .map(|name| {
+            let cells = columns
                 .iter()
-                .map(|c| c.counters.get(name).map_or("–".into(), number))
-                .collect(),
-        ));
-    }
+                .enumerate()
+                .map(|(i, c)| match c.counters.get(name) {
+                    // Run-wide figures have no value per group (column 0 is the run).
+                    Some(n) if i == 0 || Counters::per_group(name) => number(n),
+                    _ => "–".into(),
+                })
+                .collect();
+            (name, cells)
+        })
+        .collect();
     let per_table = if columns.len() == 1 {
         rows.len().div_ceil(3)
     } else {

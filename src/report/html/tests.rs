@@ -151,6 +151,7 @@ fn user_text_is_escaped_everywhere() {
         name: name.into(),
         counters: r.counters.clone(),
         histograms: histograms(&[500]),
+        connect_attempts_per_second: Vec::new(),
     };
     r.groups = vec![group("a<b>'s"), group(nasty)];
     let page = render(&r);
@@ -218,6 +219,7 @@ fn several_groups_get_a_curve_each_and_bars_side_by_side() {
         name: name.into(),
         counters: r.counters.clone(),
         histograms: histograms(values),
+        connect_attempts_per_second: Vec::new(),
     };
     r.groups = vec![
         group("eager", &[1_000, 1_500]),

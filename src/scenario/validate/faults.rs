@@ -61,6 +61,14 @@ fn network_fault(path: &YamlPath, id: usize, spec: &FaultSpec, run: &Run) -> Che
         kind.is_instantaneous().then_some(kind.name()),
         run,
     )?;
+    if matches!(kind, NetworkFaultKind::NatTimeout { .. })
+        && spec.direction.is_some_and(|d| d != DirectionSpec::Both)
+    {
+        return Err(Invalid::key(
+            &path.key("direction"),
+            "a NAT forgets a connection both ways at once: `nat_timeout` takes only `both`",
+        ));
+    }
     Ok(NetworkFault {
         id,
         name: fault_name(&path.key("name"), spec.name.as_deref(), kind.name(), id)?,
@@ -95,6 +103,7 @@ fn parameters_of(kind: FaultKindSpec) -> &'static [&'static str] {
         FaultKindSpec::LimitData => &["bytes"],
         FaultKindSpec::SlowClose | FaultKindSpec::DialDelay => &["delay"],
         FaultKindSpec::Blackhole => &["close_after", "reset_after"],
+        FaultKindSpec::NatTimeout => &["idle"],
         FaultKindSpec::Reset
         | FaultKindSpec::Close
         | FaultKindSpec::Partition
@@ -128,6 +137,7 @@ fn kind_name(kind: FaultKindSpec) -> &'static str {
         FaultKindSpec::AcceptStall => "accept_stall",
         FaultKindSpec::AcceptReset => "accept_reset",
         FaultKindSpec::DialDelay => "dial_delay",
+        FaultKindSpec::NatTimeout => "nat_timeout",
         FaultKindSpec::WsDrop => "ws_drop",
         FaultKindSpec::WsDelay => "ws_delay",
         FaultKindSpec::WsDuplicate => "ws_duplicate",
@@ -159,6 +169,7 @@ fn reject_foreign_parameters(path: &YamlPath, kind: &str, spec: &FaultSpec) -> C
         ("code", spec.code.is_some()),
         ("reason", spec.reason.is_some()),
         ("swallow", spec.swallow.is_some()),
+        ("idle", spec.idle.is_some()),
     ];
     let allowed = spec.kind.map(parameters_of).unwrap_or_default();
     foreign(path, kind, allowed, &present)
@@ -190,6 +201,10 @@ pub fn foreign(
 fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked<NetworkFaultKind> {
     let duration_or = |key: &str, text: Option<&DurationText>, default: Duration| {
         text.map_or(Ok(default), |text| fields::duration(&path.key(key), text))
+    };
+    let required_duration = |key: &str, text: Option<&DurationText>, why: &str| {
+        let key_path = path.key(key);
+        fields::positive_duration(&key_path, fields::required(&key_path, text, why)?)
     };
     let probability = || match &spec.probability {
         Some(text) => fields::probability(&path.key("probability"), text),
@@ -333,17 +348,20 @@ fn parameters(path: &YamlPath, kind: FaultKindSpec, spec: &FaultSpec) -> Checked
             };
             NetworkFaultKind::SlowClose { delay }
         }
-        FaultKindSpec::DialDelay => {
-            let delay_path = path.key("delay");
-            let text = fields::required(
-                &delay_path,
+        FaultKindSpec::DialDelay => NetworkFaultKind::DialDelay {
+            delay: required_duration(
+                "delay",
                 spec.delay.as_ref(),
                 "how much later the server is dialed, e.g. 2s",
-            )?;
-            NetworkFaultKind::DialDelay {
-                delay: fields::positive_duration(&delay_path, text)?,
-            }
-        }
+            )?,
+        },
+        FaultKindSpec::NatTimeout => NetworkFaultKind::NatTimeout {
+            idle: required_duration(
+                "idle",
+                spec.idle.as_ref(),
+                "how long a connection may stay silent before the NAT forgets it, e.g. 30s",
+            )?,
+        },
         FaultKindSpec::Blackhole => {
             let close_after = fields::optional_positive_duration(
                 &path.key("close_after"),

@@ -39,6 +39,14 @@ pub const COUNTERS: &[&str] = &[
     "server_sent",
     "server_sent_acked",
     "unrecovered",
+    "connect_attempts_peak",
+    "server_handshakes_peak",
+];
+/// Counters that are peaks (a gauge's, or a per-second rate's): `rate` means nothing.
+const PEAKS: &[&str] = &[
+    "clients_connected_peak",
+    "connect_attempts_peak",
+    "server_handshakes_peak",
 ];
 /// Histograms in microseconds.
 pub const LATENCIES: &[&str] = &[
@@ -318,6 +326,9 @@ fn value(metric: &str, unit: Unit, stat: Stat, text: &str) -> Result<f64, String
         Stat::Rate => "rate",
     };
     match (unit, stat) {
+        (Unit::Counter, Stat::Rate) if PEAKS.contains(&metric) => Err(format!(
+            "`{metric}` is a peak, not a total: use count (its value at the busiest moment)"
+        )),
         (Unit::Counter, Stat::Count | Stat::Rate)
         | (Unit::Latency | Unit::CountHistogram, Stat::Count) => plain_number(metric, number, text),
         (Unit::Counter, _) => Err(format!(
@@ -389,6 +400,10 @@ mod tests {
             Ok((Stat::Count, CompareOp::Ne, 5.0))
         );
         assert_eq!(
+            parse("connect_attempts_peak", "count <= 400"),
+            Ok((Stat::Count, CompareOp::Le, 400.0))
+        );
+        assert_eq!(
             parse("attempts_per_reconnect", "p(90) < 3"),
             Ok((Stat::Percentile(90.0), CompareOp::Lt, 3.0))
         );
@@ -433,6 +448,16 @@ mod tests {
                 "compare `messages_lost` with a plain number",
             ),
             ("messages_lost", "count < inf", "expected a number"),
+            (
+                "connect_attempts_peak",
+                "rate < 3",
+                "`connect_attempts_peak` is a peak",
+            ),
+            (
+                "server_handshakes_peak",
+                "p(99) < 3",
+                "a percentile applies to histograms",
+            ),
             ("messages_lost", "count < NaN", "expected a number"),
         ] {
             let error = parse(metric, text).unwrap_err();

@@ -64,7 +64,7 @@ pub(crate) async fn before_dial(
         }
     }
     for plan in delayed {
-        ledger::first_act(shared, plan, index, false);
+        ledger::first_act(shared, plan, index, false, None);
         ledger::emit(shared, plan, conn, index, "dial_delayed", 0);
     }
     if !delay.is_zero() {

@@ -42,6 +42,7 @@ pub(crate) mod drop;
 pub(crate) mod duplicate;
 pub(crate) mod latency;
 pub(crate) mod limit_data;
+pub(crate) mod nat_timeout;
 pub(crate) mod partition;
 pub(crate) mod reset;
 pub(crate) mod slicer;
@@ -122,6 +123,19 @@ pub(crate) trait Stage: Send {
     fn wake_at(&self) -> Option<Instant> {
         None
     }
+
+    /// When the stage's acts began, if earlier than the act itself: a NAT mapping found
+    /// expired at a chunk died at its last activity plus the timeout. The touch board is
+    /// stamped with it, so detection is timed from when the link really broke.
+    fn acted_since(&self) -> Option<Instant> {
+        None
+    }
+
+    /// True when the stage must stay in place after its window closes, until the
+    /// connection ends (a forgotten NAT mapping is not remembered again).
+    fn outlives_window(&self) -> bool {
+        false
+    }
 }
 
 /// A windowed fault's parameters; [`StageSpec::build`] makes one [`Stage`] per link.
@@ -137,11 +151,18 @@ pub(crate) enum StageSpec {
     Blackhole(blackhole::Spec),
     LimitData(limit_data::Spec),
     SlowClose(slow_close::Spec),
+    NatTimeout(nat_timeout::Spec),
 }
 
 impl StageSpec {
-    /// A fresh stage for the link of direction `dir`, drawing from `rng`.
-    pub fn build(&self, rng: Rng, dir: Direction) -> Box<dyn Stage> {
+    /// A fresh stage for the link of direction `dir`, drawing from `rng`; `mapping` gives
+    /// the link's NAT mapping for this window, shared with its other direction.
+    pub fn build(
+        &self,
+        rng: Rng,
+        dir: Direction,
+        mapping: impl FnOnce() -> std::sync::Arc<nat_timeout::Mapping>,
+    ) -> Box<dyn Stage> {
         match self {
             Self::Latency(spec) => Box::new(latency::Latency::new(spec.clone(), rng)),
             Self::Bandwidth(spec) => Box::new(bandwidth::Bandwidth::new(spec, dir)),
@@ -152,6 +173,7 @@ impl StageSpec {
             Self::Blackhole(spec) => Box::new(blackhole::Blackhole::new(spec)),
             Self::LimitData(spec) => Box::new(limit_data::LimitData::new(spec)),
             Self::SlowClose(spec) => Box::new(slow_close::SlowClose::new(spec)),
+            Self::NatTimeout(spec) => Box::new(nat_timeout::NatTimeout::new(spec, mapping())),
         }
     }
 
@@ -167,6 +189,7 @@ impl StageSpec {
             Self::Blackhole(_) => "blackholed",
             Self::LimitData(_) => "limited",
             Self::SlowClose(_) => "close_delayed",
+            Self::NatTimeout(_) => "forgotten",
         }
     }
 
@@ -179,7 +202,8 @@ impl StageSpec {
             | Self::Corrupt(_)
             | Self::Duplicate(_)
             | Self::Blackhole(_)
-            | Self::LimitData(_) => true,
+            | Self::LimitData(_)
+            | Self::NatTimeout(_) => true,
             Self::Latency(_) | Self::Bandwidth(_) | Self::Slicer(_) | Self::SlowClose(_) => false,
         }
     }
@@ -390,6 +414,15 @@ impl Plan {
             NetworkFaultKind::AcceptStall => Effect::Connect(Connect::Stall),
             NetworkFaultKind::AcceptReset => Effect::Connect(Connect::Reset),
             NetworkFaultKind::DialDelay { delay } => Effect::Connect(Connect::DialDelay(*delay)),
+            NetworkFaultKind::NatTimeout { idle } => {
+                if idle.is_zero() {
+                    return Err(invalid("`idle` must be > 0"));
+                }
+                if fault.direction != Direction::Both {
+                    return Err(invalid("`nat_timeout` acts on both directions at once"));
+                }
+                Effect::Stage(StageSpec::NatTimeout(nat_timeout::Spec { idle: *idle }))
+            }
             NetworkFaultKind::WsDrop {
                 probability: p,
                 controls,
@@ -539,6 +572,9 @@ mod tests {
             NetworkFaultKind::DialDelay {
                 delay: Duration::from_secs(1),
             },
+            NetworkFaultKind::NatTimeout {
+                idle: Duration::from_secs(30),
+            },
             NetworkFaultKind::WsDrop {
                 probability: 0.5,
                 controls: true,
@@ -592,6 +628,9 @@ mod tests {
                 reason: String::new(),
             },
             NetworkFaultKind::WsOversize { bytes: 0 },
+            NetworkFaultKind::NatTimeout {
+                idle: Duration::ZERO,
+            },
         ];
         for kind in bad {
             let f = fault(kind, Duration::ZERO, None);
