@@ -820,6 +820,7 @@ async fn squall_dial(addr: &str, via: SocketAddr) {
                     rng: squall::rng::rng(1, "backoff", i),
                     dialer: Some(dialer.clone()),
                     tls: None,
+                    max_message_bytes: squall::recovery::DEFAULT_MAX_MESSAGE_BYTES,
                 };
                 let mut app = OpenOnce {
                     live: Arc::new(tokio::sync::Notify::new()),

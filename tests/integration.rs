@@ -41,6 +41,11 @@ mod recovery;
 // `squall proxy`: the binary, the control API under traffic, Toxiproxy's clients.
 mod proxy;
 
+// Hostile peers: servers and clients that send garbage, endless or oversized frames,
+// never finish a handshake or trickle bytes; the engine, the server and the shim stay
+// bounded, classify each failure and keep serving everyone else.
+mod hostile;
+
 // Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
 mod server_faults;
 

@@ -19,6 +19,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{Disconnect, SessionConfig};
+use crate::exhaustion::Exhausted;
 use crate::protocol;
 use crate::scenario::Protocol;
 
@@ -119,7 +120,15 @@ pub(super) async fn connect(
         _ = token.cancelled() => return Err(None),
         r = dial => match r {
             Err(_) => return Err(Some(Disconnect::ConnectTimeout)),
-            Ok(Err(e)) => return Err(Some(Disconnect::ConnectFailed(e.kind().to_string()))),
+            Ok(Err(e)) => {
+                // Out of descriptors or ports is the harness's limit, not the server's
+                // failure: counted process-wide, so a run can stop and say so.
+                let why = match Exhausted::note(&e) {
+                    Some(limit) => limit.short().to_string(),
+                    None => e.kind().to_string(),
+                };
+                return Err(Some(Disconnect::ConnectFailed(why)));
+            }
             Ok(Ok(io)) => io,
         },
     };
@@ -129,7 +138,8 @@ pub(super) async fn connect(
         } else {
             io
         };
-        tokio_tungstenite::client_async_with_config(request, io, Some(ws_config()))
+        let config = ws_config(protocol::read_limit(cfg.max_message_bytes));
+        tokio_tungstenite::client_async_with_config(request, io, Some(config))
             .await
             .map_err(handshake_error)
     };
@@ -172,13 +182,16 @@ async fn tls(cfg: &SessionConfig, host: &str, io: BoxedIo) -> Result<BoxedIo, Di
 }
 
 /// Client-side buffers sized for thousands of small-message connections (tungstenite's
-/// default 128 KiB read buffer per connection would dominate memory).
-fn ws_config() -> WebSocketConfig {
+/// default 128 KiB read buffer per connection would dominate memory). One message and one
+/// frame are each limited to `limit` bytes: tungstenite reserves a frame's declared
+/// length when its header arrives and appends fragments until the message ends, so these
+/// two limits are what a server can make this client hold.
+fn ws_config(limit: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(16 << 20))
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
 }
 
 fn handshake_error(e: WsError) -> Disconnect {

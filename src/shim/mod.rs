@@ -54,13 +54,12 @@ pub(crate) mod ws;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
+use crate::exhaustion::AcceptErrors;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
 
 pub use stats::{FaultStats, ShimStats};
 
@@ -314,6 +313,7 @@ async fn accept_loop(
     tracker: TaskTracker,
 ) {
     let mut next_conn: u64 = 0;
+    let mut errors = AcceptErrors::new("shim");
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => return,
@@ -321,6 +321,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, _peer)) => {
+                errors.succeeded();
                 let conn = next_conn;
                 next_conn += 1;
                 shared.stats.accepted.fetch_add(1, Relaxed);
@@ -332,12 +333,12 @@ async fn accept_loop(
                 ));
             }
             Err(e) => {
-                // Out of file descriptors, usually: back off a little instead of spinning;
-                // the pending clients wait in the backlog.
-                warn!(error = %e, "shim: accept failed");
+                // Out of file descriptors, usually: back off instead of spinning (logged
+                // once per streak); the pending clients wait in the backlog.
+                let pause = errors.failed(&e);
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         }

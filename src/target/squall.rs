@@ -81,7 +81,8 @@ async fn read_hello(ws: &mut Ws) -> Result<protocol::Hello, Stop> {
         let msg = match timeout(HELLO_TIMEOUT, ws.next()).await {
             Err(_) => return Err(close(1008, CloseClass::Fatal, "no HELLO")),
             Ok(Some(Ok(m))) => m,
-            Ok(_) => return Err(Stop::Gone),
+            Ok(Some(Err(e))) => return Err(broken(&e)),
+            Ok(None) => return Err(Stop::Gone),
         };
         match msg {
             Message::Binary(b) => {
@@ -190,7 +191,8 @@ async fn run_session(
             Some(Ok(Message::Text(_))) => {
                 return close(1003, CloseClass::Fatal, "squall.v1 frames are binary");
             }
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Stop::Gone,
+            Some(Ok(Message::Close(_))) | None => return Stop::Gone,
+            Some(Err(e)) => return broken(&e),
             Some(Ok(_)) => continue,
         };
         let frame = match protocol::decode(&bytes) {
@@ -316,6 +318,15 @@ async fn send_all(ws: &mut Ws, frames: Vec<Bytes>) -> Result<(), ()> {
         ws.feed(Message::Binary(f)).await.map_err(|_| ())?;
     }
     ws.flush().await.map_err(|_| ())
+}
+
+/// A client that broke the WebSocket stream is told why (1002, 1007, 1009); one whose
+/// connection merely ended is gone.
+fn broken(e: &tokio_tungstenite::tungstenite::Error) -> Stop {
+    match super::connection::close_for(e) {
+        Some((code, reason)) => close(code, CloseClass::from_close_code(code), &reason),
+        None => Stop::Gone,
+    }
 }
 
 fn close(code: u16, class: CloseClass, reason: &str) -> Stop {
