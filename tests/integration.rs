@@ -46,6 +46,10 @@ mod proxy;
 // bounded, classify each failure and keep serving everyone else.
 mod hostile;
 
+// Out of descriptors under a small `ulimit -n`: refused up front, or stopped mid-run,
+// exit 3 with the limit and the remedy, and a report.
+mod exhaustion;
+
 // Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
 mod server_faults;
 

@@ -519,7 +519,7 @@ async fn drive(
                 if let Some((limit, times)) = limits.since() {
                     stops.hard.cancel();
                     return RunStatus::Failed(format!(
-                        "resources exhausted: {} ({times} sockets refused). {}",
+                        "resources exhausted: {} ({times} sockets refused): {}",
                         limit.short(),
                         limit.explain()
                     ));
