@@ -708,6 +708,7 @@ async fn squall_shim(upstream: SocketAddr) {
             seed: 1,
             identify_clients: true,
             touches: None,
+            max_held: squall::shim::MAX_HELD,
         },
         clock,
         EventSink::disabled(clock),

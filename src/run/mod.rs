@@ -427,6 +427,8 @@ async fn start_services(
         seed: scenario.seed,
         identify_clients: true,
         touches: Some(touches.clone()),
+        // No peer of this run accepts a larger message: holding one would be for nothing.
+        max_held: crate::protocol::read_limit(load::largest_inbound(scenario)) as u64,
     };
     let shim = Shim::start(
         cfg,

@@ -55,16 +55,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::exhaustion::AcceptErrors;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use stats::{FaultStats, ShimStats};
+pub use ws::split::MAX_HELD;
 
 use crate::clock::Clock;
 use crate::events::EventSink;
+use crate::exhaustion::AcceptErrors;
 use crate::scenario::NetworkFault;
 use crate::touch::TouchBoard;
 use control::Control;
@@ -99,6 +100,11 @@ pub struct ShimConfig {
     /// slow_close, ws_delay, a pong delayed) nor for ws_duplicate (a correct receiver
     /// drops the copy).
     pub touches: Option<Arc<TouchBoard>>,
+    /// Most payload bytes of one WebSocket frame or message the shim holds while a `ws_*`
+    /// fault acts on whole messages; a larger one passes unheld. [`MAX_HELD`] (16 MiB)
+    /// for arbitrary peers; a run gives the largest message its peers accept, so a peer
+    /// cannot make the shim hold more than they would.
+    pub max_held: u64,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -155,7 +161,8 @@ impl Shim {
         let shared = Arc::new(
             Shared::new(plans, cfg.upstream, cfg.identify_clients, clock, events)
                 .with_touches(cfg.touches)
-                .with_seed(cfg.seed),
+                .with_seed(cfg.seed)
+                .with_max_held(cfg.max_held),
         );
         let control = Arc::new(Control::new(token.clone(), tracker.clone()));
         control.start_all(&shared);
@@ -251,6 +258,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     pub events: EventSink,
     pub touches: Option<Arc<TouchBoard>>,
+    /// Most payload bytes of one WebSocket frame or message held ([`ShimConfig::max_held`]).
+    pub max_held: u64,
     pub registry: Registry,
     pub stats: Counters,
     /// The open windows; links watch it, the timeline writes it.
@@ -278,6 +287,7 @@ impl Shared {
             clock,
             events,
             touches: None,
+            max_held: MAX_HELD,
             registry: Registry::default(),
             stats,
             active: watch::Sender::new(Arc::new(ActiveSet::default())),
@@ -291,6 +301,11 @@ impl Shared {
 
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    pub fn with_max_held(mut self, max_held: u64) -> Self {
+        self.max_held = max_held;
         self
     }
 }

@@ -66,6 +66,24 @@ pub(super) fn close_for(e: &WsError) -> Option<(u16, String)> {
     Some((code, reason))
 }
 
+/// After the close that refuses a broken stream: shut the sending side (FIN), then read
+/// and drop what the client still sends until it closes, for at most [`GOODBYE_TIMEOUT`].
+/// Closing with unread bytes would answer with a reset, and a reset makes the client's
+/// kernel discard the close frame it has not read yet.
+pub(super) async fn drain(tcp: &mut TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 pub(super) struct Connection {
     pub id: u64,
     pub stats: Arc<ServerStats>,
@@ -202,6 +220,7 @@ impl Connection {
                         };
                         // Bounded: the peer may be the very one that stopped reading.
                         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, ws.close(Some(bye))).await;
+                        drain(ws.get_mut()).await;
                     }
                     return;
                 }

@@ -56,6 +56,9 @@ enum Stop {
     Gone,
     /// Say why with a typed close, then close.
     Close(CloseInfo),
+    /// The client broke the WebSocket stream: say why, then discard what it still sends
+    /// until it goes (bounded), so the close is read rather than lost to a reset.
+    Refuse(CloseInfo),
 }
 
 pub(super) async fn serve(mut ws: Ws, mut cx: Context) {
@@ -324,7 +327,12 @@ async fn send_all(ws: &mut Ws, frames: Vec<Bytes>) -> Result<(), ()> {
 /// connection merely ended is gone.
 fn broken(e: &tokio_tungstenite::tungstenite::Error) -> Stop {
     match super::connection::close_for(e) {
-        Some((code, reason)) => close(code, CloseClass::from_close_code(code), &reason),
+        Some((code, reason)) => Stop::Refuse(CloseInfo {
+            code,
+            class: CloseClass::from_close_code(code),
+            retry_after: None,
+            reason,
+        }),
         None => Stop::Gone,
     }
 }
@@ -338,20 +346,26 @@ fn close(code: u16, class: CloseClass, reason: &str) -> Stop {
     })
 }
 
-/// Sends the typed close and the WebSocket close, bounded in time.
+/// Sends the typed close and the WebSocket close, bounded in time; after a refusal, drains.
 async fn finish(ws: &mut Ws, stop: Stop) {
-    if let Stop::Close(info) = stop {
-        let code = info.code;
-        let reason = info.reason.clone();
-        let typed = protocol::encode(&Frame::Close { ack: 0, info });
-        let _ = timeout(GOODBYE_TIMEOUT, async {
-            let _ = ws.send(Message::Binary(typed)).await;
-            let bye = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            };
-            let _ = ws.close(Some(bye)).await;
-        })
-        .await;
+    let (info, refused) = match stop {
+        Stop::Gone => return,
+        Stop::Close(info) => (info, false),
+        Stop::Refuse(info) => (info, true),
+    };
+    let code = info.code;
+    let reason = info.reason.clone();
+    let typed = protocol::encode(&Frame::Close { ack: 0, info });
+    let _ = timeout(GOODBYE_TIMEOUT, async {
+        let _ = ws.send(Message::Binary(typed)).await;
+        let bye = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        let _ = ws.close(Some(bye)).await;
+    })
+    .await;
+    if refused {
+        super::connection::drain(ws.get_mut()).await;
     }
 }
