@@ -8,11 +8,14 @@
 #   benches/soak.sh 3          # a quick check
 #   SQUALL=path/to/squall benches/soak.sh 60
 #
-# The first minute (clients ramping, buffers and histograms warming up, the first fault
-# cycle) and the drain after the end are left out of the figures. "flat" means each
-# metric's fitted slope is at most 2% of its starting value per 10 minutes (and at least
-# 2 MiB of RSS, 10 descriptors, 1 thread, 10 tasks: the noise floor of one fault cycle);
-# "growing" names the metrics that were not. Exit 0 flat, 1 growing, 3 the run failed.
+# The warm-up (the first minute, or the first tenth of a longer run: clients ramping,
+# buffers and histograms reaching their working size, the first fault cycles) and the
+# drain after the end are left out of the figures. The slope is the change from the
+# median of the first half of the samples to the median of the second, per 10 minutes
+# (robust to one sample catching a reconnect wave). "flat" means it is at most 2% of the
+# metric's starting value per 10 minutes, and at least 2 MiB of RSS, 10 descriptors, 1
+# thread, 10 tasks (the noise of one fault cycle); "growing" names the metrics that were
+# not. Exit 0 flat, 1 growing, 3 the run failed.
 #
 # Samples and the run's report stay in the directory printed at the end (or $SOAK_DIR).
 
@@ -33,7 +36,9 @@ fi
 dir=${SOAK_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/squall-soak.XXXXXX")}
 mkdir -p "$dir"
 samples=$dir/samples.tsv
-warmup=60
+# The first minute, or the first tenth of a longer run: ramp-up, the first fault cycles,
+# buffers and the allocator reaching their working size.
+warmup=$((minutes * 6 > 60 ? minutes * 6 : 60))
 every=10
 
 "$bin" run "$root/benches/soak.yaml" --duration "${minutes}m" --into "$dir/run" --quiet \
@@ -71,6 +76,15 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
 fi
 
 awk -v warmup="$warmup" -v dir="$dir" '
+# The median of a[1..k] (sorted in place: k is a few hundred at most).
+function median(a, k,    i, j, x) {
+	for (i = 2; i <= k; i++) {
+		x = a[i]
+		for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]
+		a[j + 1] = x
+	}
+	return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+}
 NR == 1 { next }
 $1 >= warmup {
 	n++
@@ -78,23 +92,24 @@ $1 >= warmup {
 	for (c = 2; c <= 5; c++) v[c, n] = $c
 }
 END {
-	if (n < 3) {
+	if (n < 4) {
 		printf "soak: only %d samples after the %ds warm-up: run longer\n", n, warmup > "/dev/stderr"
 		exit 3
 	}
 	split("rss_kib fds threads tasks", names, " ")
 	split("2048 10 1 10", floor, " ")
+	h = int(n / 2)
+	for (i = 1; i <= h; i++) { t1[i] = t[i]; t2[i] = t[n - h + i] }
+	span = (median(t2, h) - median(t1, h)) / 600
 	printf "%-8s %10s %10s %10s %10s %14s  %s\n", "metric", "start", "middle", "end", "max", "slope/10min", "verdict"
 	growing = ""
 	for (c = 2; c <= 5; c++) {
-		sx = sy = sxx = sxy = 0
 		max = v[c, 1]
-		for (i = 1; i <= n; i++) {
-			x = t[i] / 600; y = v[c, i]
-			sx += x; sy += y; sxx += x * x; sxy += x * y
-			if (y > max) max = y
-		}
-		slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+		for (i = 1; i <= n; i++) if (v[c, i] > max) max = v[c, i]
+		# Robust to a dip or a spike (a reconnect wave caught by one sample): the change
+		# from the median of the first half to the median of the second, per 10 minutes.
+		for (i = 1; i <= h; i++) { a[i] = v[c, i]; b[i] = v[c, n - h + i] }
+		slope = (median(b, h) - median(a, h)) / span
 		start = v[c, 1]
 		tol = start * 0.02
 		if (tol < floor[c - 1]) tol = floor[c - 1]
@@ -102,7 +117,7 @@ END {
 		if (verdict == "growing") growing = growing " " names[c - 1]
 		printf "%-8s %10d %10d %10d %10d %+14.1f  %s (tolerance %+.1f)\n", names[c - 1], start, v[c, int((n + 1) / 2)], v[c, n], max, slope, verdict, tol
 	}
-	printf "%d samples from %ds to %ds; samples and report in %s\n", n, t[1], t[n], dir
+	printf "%d samples from %ds to %ds (after a %ds warm-up); samples and report in %s\n", n, t[1], t[n], warmup, dir
 	if (growing == "") { print "verdict: flat"; exit 0 }
 	print "verdict: growing:" growing
 	exit 1
