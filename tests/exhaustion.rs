@@ -31,6 +31,15 @@ fn scenario(dir: &TempDir, clients: u32, duration: &str) -> std::path::PathBuf {
     )
 }
 
+/// The one report under `out`: status `failed`, its error mentioning `needle`.
+fn failed_report(out: &TempDir, needle: &str) -> serde_json::Value {
+    let report = report_json(&only_report_dir(out.path()));
+    assert_eq!(report["run"]["status"], "failed");
+    let error = report["run"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(needle), "{}", report["run"]);
+    report
+}
+
 #[test]
 fn a_scenario_over_the_open_file_limit_is_refused_with_the_remedy_and_a_report() {
     let dir = TempDir::new("fds-refused");
@@ -50,15 +59,7 @@ fn a_scenario_over_the_open_file_limit_is_refused_with_the_remedy_and_a_report()
         stderr.contains("--workers") && stderr.contains("ulimit"),
         "{stderr}"
     );
-    let report = report_json(&only_report_dir(out.path()));
-    assert_eq!(report["run"]["status"], "failed");
-    assert!(
-        report["run"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("at most 40")),
-        "{}",
-        report["run"]
-    );
+    let report = failed_report(&out, "at most 40");
     assert_eq!(report["counters"]["sessions"], 0, "no client started");
 }
 
@@ -94,13 +95,5 @@ fn descriptors_running_out_mid_run_stop_it_with_exit_3_naming_the_limit() {
         "{:?}",
         started.elapsed()
     );
-    let report = report_json(&only_report_dir(out.path()));
-    assert_eq!(report["run"]["status"], "failed");
-    assert!(
-        report["run"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("EMFILE")),
-        "{}",
-        report["run"]
-    );
+    failed_report(&out, "EMFILE");
 }

@@ -323,6 +323,15 @@ struct CountingDialer {
     max_read: Arc<AtomicU64>,
 }
 
+impl CountingDialer {
+    fn new(via: Option<SocketAddr>) -> Arc<Self> {
+        Arc::new(Self {
+            via,
+            max_read: Arc::new(AtomicU64::new(0)),
+        })
+    }
+}
+
 struct Counted {
     tcp: TcpStream,
     read: u64,
@@ -414,10 +423,7 @@ struct Seen {
 /// Opens a squall session to `path` that gives up after `attempts` failed attempts, and
 /// waits (at most 30 s) for it to end.
 async fn until_given_up(server: &Hostile, path: &str, attempts: u32) -> Seen {
-    let dialer = Arc::new(CountingDialer {
-        via: None,
-        max_read: Arc::new(AtomicU64::new(0)),
-    });
+    let dialer = CountingDialer::new(None);
     let mut cfg = config(
         format!("ws://{}/{path}", server.addr),
         Protocol::Squall,
@@ -580,10 +586,7 @@ async fn a_message_trickled_forever_is_a_missed_heartbeat_and_retried() {
     // Echo protocol: the connection goes live at once, and only the heartbeat can tell a
     // server that sends a byte every 100 ms from a working one.
     let server = hostile_server().await;
-    let dialer = Arc::new(CountingDialer {
-        via: None,
-        max_read: Arc::new(AtomicU64::new(0)),
-    });
+    let dialer = CountingDialer::new(None);
     let mut cfg = config(
         format!("ws://{}/trickle-frames", server.addr),
         Protocol::Echo,
@@ -609,6 +612,28 @@ async fn a_message_trickled_forever_is_a_missed_heartbeat_and_retried() {
         assert_eq!(*c, ErrorClass::Connection);
     }
     assert!(seen.max_read <= 1024, "read {}", seen.max_read);
+}
+
+/// A well-behaved session that sends 100 numbered messages, 20 ms apart, then drains:
+/// what hostile peers on the same server or shim must not disturb.
+fn healthy(
+    url: String,
+    protocol: Protocol,
+    via: Option<SocketAddr>,
+) -> tokio::task::JoinHandle<Outcome> {
+    tokio::spawn(async move {
+        let cfg = config(url, protocol, CountingDialer::new(via));
+        let (session, streams) = Session::open(cfg, CancellationToken::new());
+        for i in 1..=100u64 {
+            session.send(format!("{i:016x} healthy")).await.unwrap();
+            sleep(Duration::from_millis(20)).await;
+        }
+        drop(session);
+        timeout(Duration::from_secs(30), streams.outcome)
+            .await
+            .expect("a healthy session drains")
+            .expect("its task did not panic")
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -714,23 +739,7 @@ async fn the_built_in_server_closes_hostile_clients_with_the_right_code_and_serv
     let limit = squall::protocol::read_limit(cfg.max_message_bytes);
 
     // A healthy squall session sends 100 messages while the hostile clients work.
-    let healthy = tokio::spawn(async move {
-        let dialer = Arc::new(CountingDialer {
-            via: None,
-            max_read: Arc::new(AtomicU64::new(0)),
-        });
-        let cfg = config(format!("ws://{addr}/ws"), Protocol::Squall, dialer);
-        let (session, streams) = Session::open(cfg, CancellationToken::new());
-        for i in 1..=100u64 {
-            session.send(format!("{i:016x} healthy")).await.unwrap();
-            sleep(Duration::from_millis(20)).await;
-        }
-        drop(session);
-        timeout(Duration::from_secs(30), streams.outcome)
-            .await
-            .unwrap()
-            .unwrap()
-    });
+    let healthy = healthy(format!("ws://{addr}/ws"), Protocol::Squall, None);
 
     let garbage = tokio::spawn(async move {
         let mut tcp = upgraded(addr, "/ws", false).await;
@@ -895,24 +904,7 @@ async fn the_shim_following_frames_stays_bounded_and_keeps_other_connections_flo
     let url = |path: &str| format!("ws://{}/{path}", server.addr);
 
     // A healthy session through the same shim, all along.
-    let healthy_url = url("echo");
-    let healthy = tokio::spawn(async move {
-        let dialer = Arc::new(CountingDialer {
-            via: Some(via),
-            max_read: Arc::new(AtomicU64::new(0)),
-        });
-        let cfg = config(healthy_url, Protocol::Echo, dialer);
-        let (session, streams) = Session::open(cfg, CancellationToken::new());
-        for i in 0..100 {
-            session.send(format!("healthy {i}")).await.unwrap();
-            sleep(Duration::from_millis(20)).await;
-        }
-        drop(session);
-        timeout(Duration::from_secs(30), streams.outcome)
-            .await
-            .unwrap()
-            .unwrap()
-    });
+    let healthy = healthy(url("echo"), Protocol::Echo, Some(via));
 
     // A hostile client through the shim: a 2^62-byte frame header, then 8 MiB of zeros.
     let hostile_client = tokio::spawn(async move {
@@ -928,10 +920,7 @@ async fn the_shim_following_frames_stays_bounded_and_keeps_other_connections_flo
 
     // Hostile servers behind the shim, each met by a session that gives up after two.
     for path in ["fragments", "huge", "garbage"] {
-        let dialer = Arc::new(CountingDialer {
-            via: Some(via),
-            max_read: Arc::new(AtomicU64::new(0)),
-        });
+        let dialer = CountingDialer::new(Some(via));
         let mut cfg = config(url(path), Protocol::Squall, dialer.clone());
         cfg.policy.max_attempts = Some(2);
         let (session, streams) = Session::open(cfg, CancellationToken::new());
