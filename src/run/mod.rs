@@ -464,7 +464,6 @@ async fn external_upstream(url: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("target {url}: {host} resolves to no address"))
 }
 
-/// Runs the clock: a sample every second, the live line, then the two-step stop.
 /// What steers a running run: Ctrl-C, the two stops, the clients' tracker, and the
 /// process's count of limits hit when it started.
 struct Control<'a> {
@@ -474,6 +473,7 @@ struct Control<'a> {
     limits: Tally,
 }
 
+/// Runs the clock: a sample every second, the live line, then the two-step stop.
 async fn drive(
     opts: &RunOptions,
     metrics: &Metrics,
