@@ -748,6 +748,7 @@ async fn squall_shim(upstream: SocketAddr) {
             seed: 1,
             identify_clients: true,
             touches: None,
+            max_held: squall::shim::MAX_HELD,
         },
         clock,
         EventSink::disabled(clock),
@@ -860,6 +861,7 @@ async fn squall_dial(addr: &str, via: SocketAddr) {
                     rng: squall::rng::rng(1, "backoff", i),
                     dialer: Some(dialer.clone()),
                     tls: None,
+                    max_message_bytes: squall::recovery::DEFAULT_MAX_MESSAGE_BYTES,
                 };
                 let mut app = OpenOnce {
                     live: Arc::new(tokio::sync::Notify::new()),

@@ -363,6 +363,7 @@ async fn start_shim(upstream: SocketAddr, faults: Vec<NetworkFault>) -> ShimHand
         seed: 1,
         identify_clients: false,
         touches: None,
+        max_held: squall::shim::MAX_HELD,
     };
     // Never cancelled: the process ends with the benchmark.
     let rt = SHIM_RT.get().unwrap();

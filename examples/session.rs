@@ -45,6 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rng: squall::rng::rng(7, "backoff", 0),
         dialer: None,
         tls: None,
+        max_message_bytes: squall::recovery::DEFAULT_MAX_MESSAGE_BYTES,
     };
     let stop = CancellationToken::new();
     let (session, mut streams) = Session::open(config, stop.clone());

@@ -181,22 +181,42 @@ pub fn spawn_log(
     ))
 }
 
+/// Distinct connection ids, as bits in 64-id words. Ids are handed out in accept order,
+/// so a long run's set stays dense: one bit per connection rather than a hash entry of
+/// 16 bytes or more, which grew with every reconnect of a soak (the set lives as long as
+/// the run).
+#[derive(Default)]
+struct ConnSet {
+    words: BTreeMap<u64, u64>,
+    len: u64,
+}
+
+impl ConnSet {
+    fn insert(&mut self, id: u64) {
+        let word = self.words.entry(id / 64).or_default();
+        let bit = 1u64 << (id % 64);
+        if *word & bit == 0 {
+            *word |= bit;
+            self.len += 1;
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
 /// Fault summaries keyed by kind, name and id: network and server faults number their ids
 /// separately, so ids alone would collide; and `squall proxy` may replace a fault by one
 /// of the same name, a new plan with an id of its own, so names alone would too.
 #[derive(Default)]
 struct Ledger {
     index: std::collections::HashMap<(String, String, usize), usize>,
-    faults: Vec<(FaultSummary, std::collections::HashSet<u64>)>,
+    faults: Vec<(FaultSummary, ConnSet)>,
 }
 
 impl Ledger {
-    fn entry(
-        &mut self,
-        fault: usize,
-        name: &str,
-        kind: &str,
-    ) -> &mut (FaultSummary, std::collections::HashSet<u64>) {
+    fn entry(&mut self, fault: usize, name: &str, kind: &str) -> &mut (FaultSummary, ConnSet) {
         let key = (kind.to_string(), name.to_string(), fault);
         let next = self.faults.len();
         let i = *self.index.entry(key).or_insert(next);
@@ -250,7 +270,7 @@ impl Ledger {
             .faults
             .into_iter()
             .map(|(mut s, conns)| {
-                s.connections_touched = conns.len() as u64;
+                s.connections_touched = conns.len();
                 s
             })
             .collect();
@@ -262,6 +282,21 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connection_set_counts_each_id_once_across_word_edges_and_far_apart() {
+        let mut set = ConnSet::default();
+        for id in [0, 63, 64, 64, 0, 10_000_000, u64::MAX] {
+            set.insert(id);
+        }
+        assert_eq!(set.len(), 5);
+        // A dense run of ids costs a word per 64 of them.
+        for id in 0..6400 {
+            set.insert(id);
+        }
+        assert_eq!(set.len(), 6400 + 2);
+        assert_eq!(set.words.len(), 100 + 2);
+    }
 
     #[tokio::test]
     async fn ledger_folds_fault_events_and_file_has_one_line_each() {

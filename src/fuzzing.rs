@@ -99,8 +99,8 @@ pub fn ws_frames(data: &[u8]) {
     stream.extend_from_slice(rest);
     let stream = Bytes::from(stream);
 
-    let mut split = Splitter::new(dir);
-    let mut follow = Splitter::new(dir);
+    let mut split = Splitter::new(dir, crate::shim::MAX_HELD);
+    let mut follow = Splitter::new(dir, crate::shim::MAX_HELD);
     let mut messages = Reassembler::default();
     let mut pieces = Vec::new();
     let mut units = Vec::new();

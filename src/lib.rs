@@ -39,11 +39,14 @@
 //! - [`touch`]: when a fault last broke each client's link, to time detection from it.
 //! - [`net`]: outgoing connections spread over loopback source addresses, so ephemeral
 //!   ports do not run out under reconnect storms.
+//! - [`exhaustion`]: out of descriptors or ports (EMFILE, EADDRNOTAVAIL, …) at accept or
+//!   connect: recognised, counted, explained with the remedy; accept loops back off.
 //! - `fuzzing`: entry points for the fuzz targets in `fuzz/` and their regression tests.
 
 pub mod cli;
 pub mod clock;
 pub mod events;
+pub mod exhaustion;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;

@@ -45,6 +45,15 @@ mod recovery;
 // `squall proxy`: the binary, the control API under traffic, Toxiproxy's clients.
 mod proxy;
 
+// Hostile peers: servers and clients that send garbage, endless or oversized frames,
+// never finish a handshake or trickle bytes; the engine, the server and the shim stay
+// bounded, classify each failure and keep serving everyone else.
+mod hostile;
+
+// Out of descriptors under a small `ulimit -n`: refused up front, or stopped mid-run,
+// exit 3 with the limit and the remedy, and a report.
+mod exhaustion;
+
 // Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
 mod server_faults;
 

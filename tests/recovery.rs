@@ -138,6 +138,7 @@ fn session_config(url: String, protocol: Protocol) -> SessionConfig {
         rng: squall::rng::rng(1, "backoff", 0),
         dialer: None,
         tls: None,
+        max_message_bytes: squall::recovery::DEFAULT_MAX_MESSAGE_BYTES,
     }
 }
 

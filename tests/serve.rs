@@ -135,6 +135,7 @@ fn squall_session(url: String) -> SessionConfig {
         rng: squall::rng::rng(1, "backoff", 0),
         dialer: None,
         tls: None,
+        max_message_bytes: squall::recovery::DEFAULT_MAX_MESSAGE_BYTES,
     }
 }
 

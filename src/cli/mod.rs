@@ -287,6 +287,9 @@ fn workers(args: &RunArgs, scenario: &scenario::Scenario) -> Result<Option<run::
     let limit = run::raise_fd_limit();
     let count = match args.workers {
         Some(n) => n,
+        // Below the descriptors one process keeps aside, more processes cannot help: run
+        // in one, which refuses with the numbers and the remedy and leaves a report.
+        None if run::workers_needed(scenario, limit) == u32::MAX => 1,
         None => {
             let n = run::workers_needed(scenario, limit);
             if n > 1 && !args.quiet {

@@ -30,6 +30,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub replay_buffer: u32,
+    /// The largest message a client may send, e.g. 64KiB or 1MiB; a larger frame or
+    /// message is refused with close 1009 before it is buffered. Set it to the largest
+    /// message the runs against this server send.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse_max_message)]
+    pub max_message: u64,
+}
+
+fn parse_max_message(s: &str) -> Result<u64, String> {
+    match crate::scenario::parse_size(s)? {
+        0 => Err("must be > 0 (examples: 64KiB, 1MiB)".into()),
+        n if n > defaults::limits::MESSAGE_BYTES => Err(format!(
+            "at most {} (a scenario's largest message)",
+            defaults::limits::MESSAGE_BYTES
+        )),
+        n => Ok(n),
+    }
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -82,6 +98,7 @@ async fn serve(args: ServeArgs) -> Exit {
     let config = BuiltinTarget {
         session_window: args.session_window,
         replay_buffer: args.replay_buffer as usize,
+        max_message_bytes: args.max_message,
         ..defaults::builtin_target()
     };
     let token = CancellationToken::new();

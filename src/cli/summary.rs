@@ -8,6 +8,10 @@ use crate::run::{RunOutcome, RunStatus};
 
 pub fn print(outcome: &RunOutcome, quiet: bool) {
     let r = &outcome.report;
+    // Why a run could not go on is never quiet: exit code 3 alone says nothing of the cure.
+    if let (true, RunStatus::Failed(e)) = (quiet, &outcome.status) {
+        eprintln!("error: could not run: {e}");
+    }
     if !quiet {
         let verdict = match &outcome.status {
             RunStatus::Interrupted => "INTERRUPTED".to_string(),

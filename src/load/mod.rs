@@ -120,6 +120,7 @@ pub fn spawn(
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
+    let max_message_bytes = largest_inbound(scenario);
     let plans = plan::plan(&scenario.groups, scenario.duration)
         .into_iter()
         .filter(|p| entry.shard.is_none_or(|s| s.owns(p.index)));
@@ -140,6 +141,7 @@ pub fn spawn(
             rng: rng::rng(scenario.seed, "backoff", u64::from(plan.index)),
             dialer: Some(dialer.clone()),
             tls: tls.clone(),
+            max_message_bytes,
         };
         let mut app = ClientApp {
             index: plan.index,
@@ -203,4 +205,23 @@ pub fn spawn(
         });
     }
     Ok(())
+}
+
+/// The largest message payload a client of `scenario` can be sent: an echo of the largest
+/// message any group sends, or the built-in server's stream messages. Each client's read
+/// limit follows from it, so a peer cannot make it buffer more (`protocol::read_limit`).
+pub fn largest_inbound(scenario: &Scenario) -> u64 {
+    let sent = scenario
+        .groups
+        .iter()
+        .map(|g| g.messages.max_bytes)
+        .max()
+        .unwrap_or(0);
+    match &scenario.target {
+        Target::Builtin(b) => match b.mode {
+            ServerMode::Stream { size_bytes, .. } => sent.max(size_bytes),
+            ServerMode::Echo => sent,
+        },
+        Target::External(_) => sent,
+    }
 }

@@ -32,6 +32,21 @@ pub const MIN_FRAME_LEN: usize = HEADER_LEN + TRAILER_LEN;
 /// Largest JSON body a control frame may carry. Bounds what a peer can make us parse;
 /// real bodies are a few hundred bytes.
 pub const MAX_CONTROL_BODY: usize = 64 * 1024;
+/// The smallest read limit of either end: room for the largest control body, so HELLO,
+/// WELCOME, CLOSE and ERROR always fit whatever size the application's messages are.
+pub const MIN_READ_LIMIT: usize = MAX_CONTROL_BODY;
+
+/// The largest WebSocket message (and frame) an endpoint must accept when the largest
+/// application payload it can be sent is `payload` bytes: the payload plus squall's
+/// envelope (which also covers the echo framing's 16-byte prefix), never below
+/// [`MIN_READ_LIMIT`]. Anything larger is refused before it is buffered, so one hostile
+/// peer cannot make a process hold more than this per connection.
+pub fn read_limit(payload: u64) -> usize {
+    let payload = usize::try_from(payload).unwrap_or(usize::MAX);
+    payload
+        .max(MIN_READ_LIMIT)
+        .saturating_add(HEADER_LEN + TRAILER_LEN)
+}
 
 /// The `type` byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

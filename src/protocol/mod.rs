@@ -27,8 +27,8 @@ pub use control::{
     AppError, CloseClass, CloseInfo, ControlError, Hello, SessionId, Welcome, close_code,
 };
 pub use frame::{
-    DecodeError, Flags, Frame, FrameType, HEADER_LEN, MAX_CONTROL_BODY, MIN_FRAME_LEN, SUBPROTOCOL,
-    TRAILER_LEN, VERSION, decode, encode, encode_data,
+    DecodeError, Flags, Frame, FrameType, HEADER_LEN, MAX_CONTROL_BODY, MIN_FRAME_LEN,
+    MIN_READ_LIMIT, SUBPROTOCOL, TRAILER_LEN, VERSION, decode, encode, encode_data, read_limit,
 };
 pub use resume::{Discontinuity, ResumeError, Resumption, ServerGap, apply_hello, apply_welcome};
 pub use window::{ACK_AFTER, ACK_EVERY, AckError, Inbound, Outbound, Receipt, Transmit};

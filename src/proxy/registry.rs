@@ -482,6 +482,7 @@ impl Entry {
             seed: ctx.seed,
             identify_clients: self.identify,
             touches: None,
+            max_held: crate::shim::MAX_HELD,
         };
         let started = Shim::start(
             cfg,

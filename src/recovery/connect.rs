@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, error::ProtocolError};
 use tokio_util::sync::CancellationToken;
 
 use super::{Disconnect, SessionConfig};
+use crate::exhaustion::Exhausted;
 use crate::protocol;
 use crate::scenario::Protocol;
 
@@ -118,7 +119,15 @@ pub(super) async fn connect(
         _ = token.cancelled() => return Err(None),
         r = dial => match r {
             Err(_) => return Err(Some(Disconnect::ConnectTimeout)),
-            Ok(Err(e)) => return Err(Some(Disconnect::ConnectFailed(e.kind().to_string()))),
+            Ok(Err(e)) => {
+                // Out of descriptors or ports is the harness's limit, not the server's
+                // failure: counted process-wide, so a run can stop and say so.
+                let why = match Exhausted::note(&e) {
+                    Some(limit) => limit.short().to_string(),
+                    None => e.kind().to_string(),
+                };
+                return Err(Some(Disconnect::ConnectFailed(why)));
+            }
             Ok(Ok(io)) => io,
         },
     };
@@ -128,7 +137,7 @@ pub(super) async fn connect(
         } else {
             io
         };
-        super::upgrade::upgrade(request, io, ws_config()).await
+        super::upgrade::upgrade(request, io, ws_config(cfg.max_message_bytes)).await
     };
     let super::upgrade::Upgraded { ws, subprotocol } = tokio::select! {
         _ = token.cancelled() => return Err(None),
@@ -165,15 +174,26 @@ async fn tls(cfg: &SessionConfig, host: &str, io: BoxedIo) -> Result<BoxedIo, Di
 }
 
 /// Client-side buffers sized for thousands of small-message connections: tungstenite's
-/// default 128 KiB read buffer per connection would dominate memory. A frame larger than
-/// the read buffer still arrives whole (the buffer grows to the frame's declared
-/// length); it only takes more reads.
-fn ws_config() -> WebSocketConfig {
+/// default 128 KiB read buffer per connection would dominate memory. The read buffer fits
+/// the largest message expected (`max_message`), between 1 KiB and 8 KiB: a larger frame
+/// still arrives whole (the buffer grows to its declared length), it only takes more
+/// reads. One message and one frame are each limited to the read limit: tungstenite
+/// reserves a frame's declared length when its header arrives and appends fragments until
+/// the message ends, so that limit is what a server can make this client hold.
+fn ws_config(max_message: u64) -> WebSocketConfig {
+    let limit = protocol::read_limit(max_message);
+    // The envelope and the largest WebSocket frame header (14 bytes).
+    let read_buffer = usize::try_from(max_message)
+        .unwrap_or(usize::MAX)
+        .saturating_add(protocol::HEADER_LEN + protocol::TRAILER_LEN + 14)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX)
+        .clamp(1024, 8 * 1024);
     WebSocketConfig::default()
-        .read_buffer_size(1024)
+        .read_buffer_size(read_buffer)
         .write_buffer_size(0)
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(16 << 20))
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
 }
 
 /// Maps a WebSocket error on an open (or opening) connection to a disconnect reason.

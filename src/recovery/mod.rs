@@ -75,7 +75,17 @@ pub struct SessionConfig {
     pub dialer: Option<std::sync::Arc<dyn Dialer>>,
     /// TLS for `wss://` URLs ([`tls_client_config`]); `None` trusts the system's roots.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The largest message payload the server may send this session. The read limit, per
+    /// message and per frame, is this plus squall's envelope and never below 64 KiB
+    /// ([`crate::protocol::read_limit`]); a larger frame or message ends the connection
+    /// as a data error before it is buffered, so a hostile server cannot make a client
+    /// hold more than that. [`DEFAULT_MAX_MESSAGE_BYTES`] suits small messages.
+    pub max_message_bytes: u64,
 }
+
+/// [`SessionConfig::max_message_bytes`] for sessions whose messages stay small: with it a
+/// client reads at most 64 KiB plus the envelope per message.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = crate::protocol::MIN_READ_LIMIT as u64;
 
 /// What the application hands the session next.
 #[derive(Debug, Clone, PartialEq)]

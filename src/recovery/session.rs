@@ -52,6 +52,7 @@ impl Session {
     ///     rng: squall::rng::rng(42, "backoff", 0),
     ///     dialer: None,
     ///     tls: None,
+    ///     max_message_bytes: squall::recovery::DEFAULT_MAX_MESSAGE_BYTES,
     /// };
     /// let (session, mut streams) = Session::open(config, CancellationToken::new());
     /// session.send("hello").await?;

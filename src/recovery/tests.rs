@@ -102,6 +102,7 @@ fn start(
         rng: crate::rng::rng(1, "backoff", 0),
         dialer: Some(dialer.clone()),
         tls: None,
+        max_message_bytes: crate::recovery::DEFAULT_MAX_MESSAGE_BYTES,
     };
     tweak(&mut config);
     let token = CancellationToken::new();

@@ -1,7 +1,8 @@
 //! Progress while a run goes: on a terminal, one status line rewritten in place every
 //! second; otherwise (a CI log) a plain line every few seconds; nothing with `--quiet`.
 //! Elapsed / duration, connected / target, messages per second, reconnects and their
-//! p99 so far, messages lost so far, open files against the limit, active faults.
+//! p99 so far, messages lost so far, open files against the limit, active faults; in
+//! `progress.json` also the runtime's alive tasks.
 
 use std::io::Write;
 
@@ -55,6 +56,10 @@ pub struct Progress {
     pub open_files: u64,
     pub fd_limit: u64,
     pub faults: Vec<String>,
+    /// Tasks alive in this process's tokio runtime (clients, links, server connections,
+    /// timers): flat over a long run when nothing leaks (`benches/soak.sh` samples it).
+    #[serde(default)]
+    pub tasks: u64,
 }
 
 impl Progress {
@@ -73,6 +78,7 @@ impl Progress {
             all.lost += p.lost;
             all.open_files = all.open_files.max(p.open_files);
             all.fd_limit = all.fd_limit.max(p.fd_limit);
+            all.tasks += p.tasks;
             for f in &p.faults {
                 if !all.faults.contains(f) {
                     all.faults.push(f.clone());
@@ -170,6 +176,8 @@ impl Status {
             open_files: open_files(),
             fd_limit: self.fd_limit,
             faults: shim.active_faults(),
+            tasks: tokio::runtime::Handle::try_current()
+                .map_or(0, |h| h.metrics().num_alive_tasks() as u64),
         };
         if let Some(file) = &self.file
             && let Ok(json) = serde_json::to_vec(&progress)

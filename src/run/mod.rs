@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::events;
+use crate::exhaustion::Tally;
 use crate::gate;
 use crate::load::{self, Shard, Stops};
 use crate::metrics::{Counter, Metrics, ScopeDef, Snapshot};
@@ -67,8 +68,6 @@ pub struct RunOutcome {
 pub enum RunError {
     #[error(transparent)]
     Report(#[from] ReportError),
-    #[error(transparent)]
-    Resources(#[from] ResourceError),
     #[error("cannot write the event log: {0}")]
     Events(std::io::Error),
     #[error("{0}")]
@@ -89,7 +88,10 @@ pub async fn run(
     opts: RunOptions,
     interrupt: CancellationToken,
 ) -> Result<RunOutcome, RunError> {
-    resources::check(&scenario, opts.shard)?;
+    // A scenario that cannot fit is refused before anything starts, but still leaves a
+    // report saying why (status `failed`, exit code 3).
+    let refused = resources::check(&scenario, opts.shard).err();
+    let limits = Tally::now();
     let started_at = SystemTime::now();
     let clock = Clock::start();
     let dir = report_dir(&scenario, &opts, started_at)?;
@@ -111,36 +113,45 @@ pub async fn run(
     };
 
     let mut server = None;
-    let status =
-        match start_services(&scenario, &metrics, &events, &touches, &root, &services).await {
-            Err(e) => RunStatus::Failed(e),
-            Ok((shim, built_in, url)) => {
-                server = built_in;
-                let spawned = load::spawn(
-                    &scenario,
-                    &load::Entry {
-                        url,
-                        via: shim.local_addr(),
-                        shard: opts.shard,
-                    },
-                    &metrics,
-                    &events,
-                    &stops,
-                    Some(touches.clone()),
-                    &clients,
-                );
-                clients.close();
-                let status = match spawned {
-                    Err(e) => RunStatus::Failed(format!("target: {e}")),
-                    Ok(()) => {
-                        let watch = AbortWatch::new(&scenario, started_at, server.as_ref());
-                        drive(&opts, &metrics, &shim, &interrupt, &stops, &clients, &watch).await
-                    }
-                };
-                live::clear(opts.live);
-                status
-            }
-        };
+    let started = match refused {
+        Some(e) => Err(e.to_string()),
+        None => start_services(&scenario, &metrics, &events, &touches, &root, &services).await,
+    };
+    let status = match started {
+        Err(e) => RunStatus::Failed(e),
+        Ok((shim, built_in, url)) => {
+            server = built_in;
+            let spawned = load::spawn(
+                &scenario,
+                &load::Entry {
+                    url,
+                    via: shim.local_addr(),
+                    shard: opts.shard,
+                },
+                &metrics,
+                &events,
+                &stops,
+                Some(touches.clone()),
+                &clients,
+            );
+            clients.close();
+            let status = match spawned {
+                Err(e) => RunStatus::Failed(format!("target: {e}")),
+                Ok(()) => {
+                    let watch = AbortWatch::new(&scenario, started_at, server.as_ref());
+                    let ctl = Control {
+                        interrupt: &interrupt,
+                        stops: &stops,
+                        clients: &clients,
+                        limits,
+                    };
+                    drive(&opts, &metrics, &shim, &ctl, &watch).await
+                }
+            };
+            live::clear(opts.live);
+            status
+        }
+    };
 
     // One tree: stopping the root stops the shim, the server and any straggler.
     root.cancel();
@@ -361,6 +372,12 @@ async fn start_services(
     let mut built_in = None;
     let (upstream, url) = match &scenario.target {
         Target::Builtin(cfg) => {
+            // The server reads nothing larger than the largest message a client sends.
+            let largest = scenario.groups.iter().map(|g| g.messages.max_bytes).max();
+            let cfg = &crate::scenario::BuiltinTarget {
+                max_message_bytes: largest.unwrap_or(cfg.max_message_bytes),
+                ..cfg.clone()
+            };
             let server = target::start(
                 loopback,
                 cfg,
@@ -410,6 +427,8 @@ async fn start_services(
         seed: scenario.seed,
         identify_clients: true,
         touches: Some(touches.clone()),
+        // No peer of this run accepts a larger message: holding one would be for nothing.
+        max_held: crate::protocol::read_limit(load::largest_inbound(scenario)) as u64,
     };
     let shim = Shim::start(
         cfg,
@@ -445,16 +464,29 @@ async fn external_upstream(url: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("target {url}: {host} resolves to no address"))
 }
 
+/// What steers a running run: Ctrl-C, the two stops, the clients' tracker, and the
+/// process's count of limits hit when it started.
+struct Control<'a> {
+    interrupt: &'a CancellationToken,
+    stops: &'a Stops,
+    clients: &'a TaskTracker,
+    limits: Tally,
+}
+
 /// Runs the clock: a sample every second, the live line, then the two-step stop.
 async fn drive(
     opts: &RunOptions,
     metrics: &Metrics,
     shim: &ShimHandle,
-    interrupt: &CancellationToken,
-    stops: &Stops,
-    clients: &TaskTracker,
+    ctl: &Control<'_>,
     watch: &AbortWatch<'_>,
 ) -> RunStatus {
+    let Control {
+        interrupt,
+        stops,
+        clients,
+        limits,
+    } = ctl;
     let scenario = watch.scenario;
     let clock = metrics.clock();
     let mut aborted = None;
@@ -483,6 +515,16 @@ async fn drive(
                 if let Some(why) = watch.check(metrics) {
                     aborted = Some(why);
                     break;
+                }
+                // Out of descriptors or ports: what follows would measure this process's
+                // limits, not the target's recovery. Stop, and say which and what to do.
+                if let Some((limit, times)) = limits.since() {
+                    stops.hard.cancel();
+                    return RunStatus::Failed(format!(
+                        "resources exhausted: {} ({times} sockets refused): {}",
+                        limit.short(),
+                        limit.explain()
+                    ));
                 }
             }
         }

@@ -21,8 +21,13 @@ pub fn builtin_target() -> BuiltinTarget {
         session_window: Duration::from_secs(30),
         replay_buffer: 1024,
         max_handshake_rate: None,
+        max_message_bytes: SERVER_MAX_MESSAGE,
     }
 }
+
+/// The built-in server's read limit when nothing says more (`squall serve`): 64 KiB of
+/// payload, plus the envelope. A run raises it to its largest message.
+pub const SERVER_MAX_MESSAGE: u64 = 64 * 1024;
 
 pub const STREAM_RATE: Rate = Rate { per_second: 5.0 };
 pub const STREAM_SIZE: u64 = 64;

@@ -38,6 +38,7 @@ pub use error::ScenarioError;
 pub use messages::suggest;
 pub use model::*;
 pub use path::Position;
+pub use units::parse_size;
 pub use validate::is_sendable_close_code;
 
 use defaults::limits;

@@ -45,6 +45,13 @@ pub struct BuiltinTarget {
     pub replay_buffer: usize,
     /// Cap on accepted handshakes per second (admission control); `None` is no cap.
     pub max_handshake_rate: Option<Rate>,
+    /// The largest message payload the server reads from a client; a larger message or
+    /// frame is refused with close 1009 before it is buffered. Not a YAML key: a run sets
+    /// it to the largest message its clients send ([`defaults::SERVER_MAX_MESSAGE`] by
+    /// default, `squall serve --max-message`).
+    ///
+    /// [`defaults::SERVER_MAX_MESSAGE`]: super::defaults::SERVER_MAX_MESSAGE
+    pub max_message_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -88,7 +88,7 @@ impl<'a> Chain<'a> {
             stages: Vec::new(),
             pending: None,
             scratch: Default::default(),
-            ws: aware.then(|| Layer::new(dir, info)),
+            ws: aware.then(|| Layer::new(dir, info, shared.max_held)),
             ready: Vec::new(),
         };
         chain.rebuild(&set, Instant::now());

@@ -161,6 +161,8 @@ pub(crate) async fn serve(
     let mut upstream = match dialed {
         Ok(upstream) => upstream,
         Err(e) => {
+            // Out of descriptors or ports: counted, so the run can say so.
+            crate::exhaustion::Exhausted::note(&e);
             debug!(conn, error = %e, "shim: could not open the upstream side");
             // Refused like the server itself would be, not a clean close the client
             // could take for a server hanging up.

@@ -54,18 +54,18 @@ pub(crate) mod ws;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
 
 pub use stats::{FaultStats, ShimStats};
+pub use ws::split::MAX_HELD;
 
 use crate::clock::Clock;
 use crate::events::EventSink;
+use crate::exhaustion::AcceptErrors;
 use crate::scenario::NetworkFault;
 use crate::touch::TouchBoard;
 use control::Control;
@@ -100,6 +100,11 @@ pub struct ShimConfig {
     /// slow_close, ws_delay, a pong delayed) nor for ws_duplicate (a correct receiver
     /// drops the copy).
     pub touches: Option<Arc<TouchBoard>>,
+    /// Most payload bytes of one WebSocket frame or message the shim holds while a `ws_*`
+    /// fault acts on whole messages; a larger one passes unheld. [`MAX_HELD`] (16 MiB)
+    /// for arbitrary peers; a run gives the largest message its peers accept, so a peer
+    /// cannot make the shim hold more than they would.
+    pub max_held: u64,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -156,7 +161,8 @@ impl Shim {
         let shared = Arc::new(
             Shared::new(plans, cfg.upstream, cfg.identify_clients, clock, events)
                 .with_touches(cfg.touches)
-                .with_seed(cfg.seed),
+                .with_seed(cfg.seed)
+                .with_max_held(cfg.max_held),
         );
         let control = Arc::new(Control::new(token.clone(), tracker.clone()));
         control.start_all(&shared);
@@ -252,6 +258,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     pub events: EventSink,
     pub touches: Option<Arc<TouchBoard>>,
+    /// Most payload bytes of one WebSocket frame or message held ([`ShimConfig::max_held`]).
+    pub max_held: u64,
     pub registry: Registry,
     pub stats: Counters,
     /// The open windows; links watch it, the timeline writes it.
@@ -279,6 +287,7 @@ impl Shared {
             clock,
             events,
             touches: None,
+            max_held: MAX_HELD,
             registry: Registry::default(),
             stats,
             active: watch::Sender::new(Arc::new(ActiveSet::default())),
@@ -292,6 +301,11 @@ impl Shared {
 
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    pub fn with_max_held(mut self, max_held: u64) -> Self {
+        self.max_held = max_held;
         self
     }
 }
@@ -314,6 +328,7 @@ async fn accept_loop(
     tracker: TaskTracker,
 ) {
     let mut next_conn: u64 = 0;
+    let mut errors = AcceptErrors::new("shim");
     loop {
         let accepted = tokio::select! {
             _ = token.cancelled() => return,
@@ -321,6 +336,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, _peer)) => {
+                errors.succeeded();
                 let conn = next_conn;
                 next_conn += 1;
                 shared.stats.accepted.fetch_add(1, Relaxed);
@@ -332,12 +348,12 @@ async fn accept_loop(
                 ));
             }
             Err(e) => {
-                // Out of file descriptors, usually: back off a little instead of spinning;
-                // the pending clients wait in the backlog.
-                warn!(error = %e, "shim: accept failed");
+                // Out of file descriptors, usually: back off instead of spinning (logged
+                // once per streak); the pending clients wait in the backlog.
+                let pause = errors.failed(&e);
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
             }
         }

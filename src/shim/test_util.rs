@@ -208,6 +208,7 @@ impl Harness {
             seed,
             identify_clients: identify,
             touches: Some(board.clone()),
+            max_held: crate::shim::MAX_HELD,
         };
         let handle = Shim::start(cfg, clock, events, token.clone(), tracker.clone())
             .await

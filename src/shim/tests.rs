@@ -125,6 +125,7 @@ async fn invalid_faults_are_refused_before_listening() {
         seed: 1,
         identify_clients: true,
         touches: None,
+        max_held: crate::shim::MAX_HELD,
     };
     let clock = Clock::start();
     let err = Shim::start(

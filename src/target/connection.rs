@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::ServerStats;
@@ -30,13 +31,57 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Small buffers: thousands of mostly idle connections, each message small. tungstenite's
-/// default 128 KiB read buffer per connection would dominate memory.
-fn ws_config() -> WebSocketConfig {
+/// default 128 KiB read buffer per connection would dominate memory. One frame and one
+/// message are each limited to `limit` (the largest message a client of the run sends,
+/// plus the envelope): tungstenite reserves a frame's declared length as soon as its
+/// header arrives, so the limit is what a client can make the server hold.
+fn ws_config(limit: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(16 << 20))
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
+}
+
+/// The close code that answers a client which broke the stream (RFC 6455 §7.4.1): 1009
+/// for a frame or message over the limit, 1007 for a text message that is not UTF-8,
+/// 1002 for any other breach of the protocol. `None` when the connection just ended (EOF,
+/// reset): there is no one left to tell.
+pub(super) fn close_for(e: &WsError) -> Option<(u16, String)> {
+    let (code, mut reason) = match e {
+        WsError::Capacity(c) => (1009, c.to_string()),
+        WsError::Utf8(_) => (1007, "invalid UTF-8 in a text message".into()),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
+        WsError::Protocol(p) => (1002, p.to_string()),
+        _ => return None,
+    };
+    // A close frame's reason must fit in 123 bytes (a control frame carries 125).
+    if reason.len() > 120 {
+        let mut end = 120;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    Some((code, reason))
+}
+
+/// After the close that refuses a broken stream: shut the sending side (FIN), then read
+/// and drop what the client still sends until it closes, for at most [`GOODBYE_TIMEOUT`].
+/// Closing with unread bytes would answer with a reset, and a reset makes the client's
+/// kernel discard the close frame it has not read yet.
+pub(super) async fn drain(tcp: &mut TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        while let Ok(n) = tcp.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 pub(super) struct Connection {
@@ -47,6 +92,8 @@ pub(super) struct Connection {
     pub ledger: Arc<DeliveryLedger>,
     pub control: Arc<Control>,
     pub replay_buffer: usize,
+    /// The largest frame or message read from the client.
+    pub read_limit: usize,
     /// Stream mode: a push of this size every interval.
     pub push: Option<(Duration, usize)>,
     pub token: CancellationToken,
@@ -85,8 +132,11 @@ impl Connection {
             }
             Ok(resp)
         };
-        let handshake =
-            tokio_tungstenite::accept_hdr_async_with_config(stream, negotiate, Some(ws_config()));
+        let handshake = tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            negotiate,
+            Some(ws_config(self.read_limit)),
+        );
         let ws = tokio::select! {
             _ = self.token.cancelled() => return,
             done = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake) => match done {
@@ -161,8 +211,21 @@ impl Connection {
                 }
                 // tungstenite answers pings and closes by itself; nothing to echo.
                 Some(Ok(_)) => continue,
-                // A reset, garbage, or the client's close: this connection is over.
-                Some(Err(_)) | None => return,
+                // Garbage, an oversized frame, invalid UTF-8: say why, then drop it.
+                Some(Err(e)) => {
+                    if let Some((code, reason)) = close_for(&e) {
+                        let bye = CloseFrame {
+                            code: CloseCode::from(code),
+                            reason: reason.into(),
+                        };
+                        // Bounded: the peer may be the very one that stopped reading.
+                        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, ws.close(Some(bye))).await;
+                        drain(ws.get_mut()).await;
+                    }
+                    return;
+                }
+                // The client's close or a reset: this connection is over.
+                None => return,
             };
             if ws.send(reply).await.is_err() {
                 return;

@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::exhaustion::AcceptErrors;
 use crate::metrics::Metrics;
+use crate::protocol;
 use crate::scenario::{BuiltinTarget, ServerMode};
 
 /// Why the server could not start. Anything after start is an event, not an error.
@@ -188,6 +190,7 @@ pub async fn start_with(
         ledger,
         control,
         replay_buffer: config.replay_buffer,
+        read_limit: protocol::read_limit(config.max_message_bytes),
         push: match config.mode {
             ServerMode::Echo => None,
             ServerMode::Stream { rate, size_bytes } => rate
@@ -211,6 +214,8 @@ struct Acceptor {
     ledger: Arc<DeliveryLedger>,
     control: Arc<Control>,
     replay_buffer: usize,
+    /// The largest message or frame read from a client (`protocol::read_limit`).
+    read_limit: usize,
     push: Option<(Duration, usize)>,
     token: CancellationToken,
     tasks: TaskTracker,
@@ -224,6 +229,7 @@ impl Acceptor {
         addr: SocketAddr,
         mut restarts: mpsc::UnboundedReceiver<Restart>,
     ) {
+        let mut errors = AcceptErrors::new("built-in server");
         loop {
             let accepted = tokio::select! {
                 _ = self.token.cancelled() => return,
@@ -238,6 +244,7 @@ impl Acceptor {
             };
             match accepted {
                 Ok((stream, _)) => {
+                    errors.succeeded();
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_nodelay(true);
                     self.next_id += 1;
@@ -249,14 +256,21 @@ impl Acceptor {
                         ledger: self.ledger.clone(),
                         control: self.control.clone(),
                         replay_buffer: self.replay_buffer,
+                        read_limit: self.read_limit,
                         push: self.push,
                         token: self.token.child_token(),
                     };
                     self.tasks.spawn(conn.serve(stream));
                 }
                 // Out of descriptors or a connection reset before accept: keep serving,
-                // but do not spin while the condition lasts.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                // but do not spin while the condition lasts (logged once per streak).
+                Err(e) => {
+                    let pause = errors.failed(&e);
+                    tokio::select! {
+                        _ = self.token.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
             }
         }
     }
@@ -301,6 +315,7 @@ mod tests {
             session_window: Duration::from_secs(30),
             replay_buffer: 16,
             max_handshake_rate: None,
+            max_message_bytes: 1024,
         }
     }
 

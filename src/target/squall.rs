@@ -56,6 +56,9 @@ enum Stop {
     Gone,
     /// Say why with a typed close, then close.
     Close(CloseInfo),
+    /// The client broke the WebSocket stream: say why, then discard what it still sends
+    /// until it goes (bounded), so the close is read rather than lost to a reset.
+    Refuse(CloseInfo),
 }
 
 pub(super) async fn serve(mut ws: Ws, mut cx: Context) {
@@ -81,7 +84,8 @@ async fn read_hello(ws: &mut Ws) -> Result<protocol::Hello, Stop> {
         let msg = match timeout(HELLO_TIMEOUT, ws.next()).await {
             Err(_) => return Err(close(1008, CloseClass::Fatal, "no HELLO")),
             Ok(Some(Ok(m))) => m,
-            Ok(_) => return Err(Stop::Gone),
+            Ok(Some(Err(e))) => return Err(broken(&e)),
+            Ok(None) => return Err(Stop::Gone),
         };
         match msg {
             Message::Binary(b) => {
@@ -190,7 +194,8 @@ async fn run_session(
             Some(Ok(Message::Text(_))) => {
                 return close(1003, CloseClass::Fatal, "squall.v1 frames are binary");
             }
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Stop::Gone,
+            Some(Ok(Message::Close(_))) | None => return Stop::Gone,
+            Some(Err(e)) => return broken(&e),
             Some(Ok(_)) => continue,
         };
         let frame = match protocol::decode(&bytes) {
@@ -318,6 +323,20 @@ async fn send_all(ws: &mut Ws, frames: Vec<Bytes>) -> Result<(), ()> {
     ws.flush().await.map_err(|_| ())
 }
 
+/// A client that broke the WebSocket stream is told why (1002, 1007, 1009); one whose
+/// connection merely ended is gone.
+fn broken(e: &tokio_tungstenite::tungstenite::Error) -> Stop {
+    match super::connection::close_for(e) {
+        Some((code, reason)) => Stop::Refuse(CloseInfo {
+            code,
+            class: CloseClass::from_close_code(code),
+            retry_after: None,
+            reason,
+        }),
+        None => Stop::Gone,
+    }
+}
+
 fn close(code: u16, class: CloseClass, reason: &str) -> Stop {
     Stop::Close(CloseInfo {
         code,
@@ -327,20 +346,26 @@ fn close(code: u16, class: CloseClass, reason: &str) -> Stop {
     })
 }
 
-/// Sends the typed close and the WebSocket close, bounded in time.
+/// Sends the typed close and the WebSocket close, bounded in time; after a refusal, drains.
 async fn finish(ws: &mut Ws, stop: Stop) {
-    if let Stop::Close(info) = stop {
-        let code = info.code;
-        let reason = info.reason.clone();
-        let typed = protocol::encode(&Frame::Close { ack: 0, info });
-        let _ = timeout(GOODBYE_TIMEOUT, async {
-            let _ = ws.send(Message::Binary(typed)).await;
-            let bye = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            };
-            let _ = ws.close(Some(bye)).await;
-        })
-        .await;
+    let (info, refused) = match stop {
+        Stop::Gone => return,
+        Stop::Close(info) => (info, false),
+        Stop::Refuse(info) => (info, true),
+    };
+    let code = info.code;
+    let reason = info.reason.clone();
+    let typed = protocol::encode(&Frame::Close { ack: 0, info });
+    let _ = timeout(GOODBYE_TIMEOUT, async {
+        let _ = ws.send(Message::Binary(typed)).await;
+        let bye = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        let _ = ws.close(Some(bye)).await;
+    })
+    .await;
+    if refused {
+        super::connection::drain(ws.get_mut()).await;
     }
 }

@@ -89,7 +89,7 @@ pub(crate) enum FrameError {
     BadControl,
     #[error("a 64-bit payload length with its most significant bit set")]
     LengthOverflow,
-    /// Only [`parse`] checks a limit; the shim holds frames by `split::MAX_HELD`.
+    /// Only [`parse`] checks a limit; the shim holds frames by its `max_held`.
     #[cfg(test)]
     #[error("a payload of {len} bytes, over the limit of {max}")]
     TooLarge { len: u64, max: u64 },

@@ -44,12 +44,13 @@ pub(crate) struct Layer {
 impl Layer {
     /// The layer of direction `dir` of `info`, ready to follow its first byte and to take
     /// injections.
-    pub fn new(dir: Direction, info: &ConnInfo) -> Self {
+    /// Frames and messages of over `max_held` payload bytes pass unheld.
+    pub fn new(dir: Direction, info: &ConnInfo, max_held: u64) -> Self {
         let (tx, inbox) = mpsc::unbounded_channel();
         // Each direction's chain is built once per connection.
         let _ = info.inbox(dir).set(tx);
         Self {
-            split: Splitter::new(dir),
+            split: Splitter::new(dir, max_held),
             messages: Reassembler::default(),
             emitted: Boundary::Head,
             pending: VecDeque::new(),

@@ -26,7 +26,8 @@
 //!   the connection's seeded RNG (§5.3); frames passed on unchanged keep their bytes.
 //! - Control frames are never dropped or held back with a message unless a fault says
 //!   so; they may pass a message held whole, as §5.4 allows.
-//! - A held frame or message is at most 16 MiB (see `split::MAX_HELD`); a larger one
+//! - A held frame or message is at most `ShimConfig::max_held` (16 MiB by default, the
+//!   largest message the peers accept in a run; see `split::MAX_HELD`); a larger one
 //!   passes untouched. Bytes that break the framing end the following for good: the
 //!   connection is then forwarded raw and the ledger records `gave_up`.
 //! - Every random decision comes from the stage's RNG: the run seed, the fault, the

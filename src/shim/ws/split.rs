@@ -12,7 +12,8 @@
 //!   goes on raw, cut where it ends. Without `hold` everything goes raw, cut at frame
 //!   boundaries, so an injected frame can be placed between two.
 //!
-//! Bounds: a frame is held up to [`MAX_HELD`] payload bytes, a message up to that total;
+//! Bounds: a frame is held up to the shim's `max_held` payload bytes ([`MAX_HELD`] unless
+//! the run says less), a message up to that total;
 //! past it, what was held is released raw ([`Piece::Release`]) and the rest streams: the
 //! faults skip that message and the stream stays followed. Bytes that break the framing
 //! (a reserved opcode, a fragmented control frame, a continuation outside a message, …)
@@ -25,10 +26,11 @@ use super::frame::{Header, MAX_HEADER, OpCode, header_len, parse_header};
 use super::head::{Scan, Scanned};
 use crate::scenario::Direction;
 
-/// Most payload bytes held for one frame, or one message's frames together. A peer's
-/// 16 MiB frame (tungstenite's default limit) still fits; the buffer never grows past it
-/// plus a header.
-pub(crate) const MAX_HELD: u64 = 16 << 20;
+/// Most payload bytes held for one frame, or one message's frames together, unless the
+/// shim is told less (a run: the largest message its peers accept). A peer's 16 MiB
+/// frame (tungstenite's default limit) still fits; the buffer never grows past it plus a
+/// header.
+pub const MAX_HELD: u64 = 16 << 20;
 /// Room reserved for a held frame before its payload comes.
 const INITIAL_ROOM: u64 = 64 * 1024;
 
@@ -98,11 +100,14 @@ pub(crate) struct Splitter {
     gave_up: Option<String>,
     /// Messages that passed unheld because they were too large.
     skipped: u64,
+    /// Most payload bytes held for one frame or message.
+    max_held: u64,
 }
 
 impl Splitter {
-    /// Follows direction `dir` from its first byte (the HTTP head).
-    pub fn new(dir: Direction) -> Self {
+    /// Follows direction `dir` from its first byte (the HTTP head), holding frames and
+    /// messages of at most `max_held` payload bytes.
+    pub fn new(dir: Direction, max_held: u64) -> Self {
         Self {
             phase: Phase::Head(Scan::new(dir)),
             head: [0; MAX_HEADER],
@@ -112,6 +117,7 @@ impl Splitter {
             open: None,
             gave_up: None,
             skipped: 0,
+            max_held,
         }
     }
 
@@ -350,7 +356,7 @@ impl Splitter {
         let fresh = hold && self.passed == 0;
         let held = match header.opcode {
             OpCode::Text | OpCode::Binary => {
-                let held = fresh && header.len <= MAX_HELD;
+                let held = fresh && header.len <= self.max_held;
                 self.skipped += u64::from(fresh && !held);
                 self.open = Some(if held {
                     Open::Held(header.len)
@@ -360,7 +366,7 @@ impl Splitter {
                 held
             }
             OpCode::Continuation => match self.open {
-                Some(Open::Held(n)) if fresh && n + header.len <= MAX_HELD => {
+                Some(Open::Held(n)) if fresh && n + header.len <= self.max_held => {
                     self.open = Some(Open::Held(n + header.len));
                     true
                 }

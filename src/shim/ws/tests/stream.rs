@@ -23,7 +23,7 @@ const RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket
 /// returns everything written, and every unit the layer made.
 fn run(dir: Direction, stream: &[u8], cuts: &[usize], holds: &[bool]) -> (Vec<u8>, Vec<Unit>) {
     let info = ConnInfo::new(0, None, 0);
-    let mut layer = Layer::new(dir, &info);
+    let mut layer = Layer::new(dir, &info, MAX_HELD);
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
     points.extend([0, stream.len()]);
     points.sort_unstable();
@@ -194,7 +194,7 @@ fn holding_gives_whole_messages_and_controls_in_between() {
 #[test]
 fn a_message_too_large_to_hold_passes_raw_and_is_counted() {
     let info = ConnInfo::new(0, None, 0);
-    let mut layer = Layer::new(Direction::Downstream, &info);
+    let mut layer = Layer::new(Direction::Downstream, &info, MAX_HELD);
     let now = Instant::now();
     let mut units = Vec::new();
     layer.split(
@@ -234,7 +234,7 @@ fn a_message_too_large_to_hold_passes_raw_and_is_counted() {
 #[test]
 fn framing_errors_give_up_and_pass_the_rest_raw() {
     let info = ConnInfo::new(0, None, 0);
-    let mut layer = Layer::new(Direction::Downstream, &info);
+    let mut layer = Layer::new(Direction::Downstream, &info, MAX_HELD);
     layer.observe(RESPONSE);
     layer.observe(&Frame::new(true, 0, OpCode::Text, b"fine", None).raw);
     assert_eq!(layer.take_gave_up(), None);
@@ -258,7 +258,7 @@ fn framing_errors_give_up_and_pass_the_rest_raw() {
         }]
     ));
     // Not an upgrade at all: nothing to give up, nothing followed.
-    let mut refused = Layer::new(Direction::Downstream, &info);
+    let mut refused = Layer::new(Direction::Downstream, &info, MAX_HELD);
     refused.observe(b"HTTP/1.1 503 Busy\r\n\r\n\x83\x00");
     assert_eq!(refused.take_gave_up(), None);
 }
