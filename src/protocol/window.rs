@@ -16,7 +16,7 @@ use tokio::time::Instant;
 /// Send an idle ACK once this many received messages have gone unacknowledged...
 pub const ACK_EVERY: u32 = 16;
 /// ...or once the oldest of them has waited this long.
-pub const ACK_AFTER: Duration = Duration::from_millis(50);
+pub const ACK_AFTER: Duration = Duration::from_millis(200);
 
 /// What the receiver does with an incoming DATA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
