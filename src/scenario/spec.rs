@@ -310,6 +310,7 @@ pub enum ServerFaultKindSpec {
     Close,
     AppError,
     Stall,
+    AcceptClose,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
