@@ -44,6 +44,9 @@ mod proxy;
 // Faults of the built-in server: restart, rejected handshakes, closes, errors, stalls.
 mod server_faults;
 
+// The outage library (scenarios/outages/): each incident in full, at 40 clients, passes.
+mod outages;
+
 // `squall serve` through the built binary: echo, squall.v1, SIGINT, a taken port.
 mod serve;
 
