@@ -37,25 +37,12 @@ async fn every_outage_passes_its_thresholds_in_full() {
             "{}: an outage says what good recovery is",
             path.display()
         );
-        let out = crate::support::TempDir::new("outage");
-        let opts = squall::run::RunOptions {
-            out: Some(out.path().to_path_buf()),
-            live: squall::run::Live::Off,
-            ..Default::default()
-        };
-        runs.push(tokio::spawn(async move {
-            let outcome =
-                squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
-                    .await
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            drop(out);
-            (path, outcome)
-        }));
+        runs.push((path, crate::support::spawn_run(scenario, "outage")));
     }
 
     let mut failures = Vec::new();
-    for run in runs {
-        let (path, outcome) = run.await.unwrap();
+    for (path, run) in runs {
+        let outcome = run.await.unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let report = &outcome.report;
         if outcome.status != squall::run::RunStatus::Completed {

@@ -109,24 +109,11 @@ async fn every_shipped_scenario_runs_and_its_counters_close() {
             ext.url = format!("ws://{}/ws", server.local_addr());
             servers.push(server);
         }
-        let dir = crate::support::TempDir::new("shipped");
-        let opts = squall::run::RunOptions {
-            out: Some(dir.path().to_path_buf()),
-            live: squall::run::Live::Off,
-            ..Default::default()
-        };
-        runs.push(tokio::spawn(async move {
-            let outcome =
-                squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
-                    .await
-                    .unwrap();
-            drop(dir);
-            (path, outcome.status, outcome.report)
-        }));
+        runs.push((path, crate::support::spawn_run(scenario, "shipped")));
     }
     assert!(runs.len() >= 5, "only {} scenarios", runs.len());
-    for run in runs {
-        let (path, status, report) = run.await.unwrap();
+    for (path, run) in runs {
+        let squall::run::RunOutcome { status, report, .. } = run.await.unwrap();
         assert_eq!(
             status,
             squall::run::RunStatus::Completed,

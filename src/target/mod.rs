@@ -304,8 +304,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn echoes_text_and_binary_and_stops_on_cancel() {
+    /// The built-in echo server on a free port, with its token and tracker.
+    async fn serve_echo() -> (ServerHandle, CancellationToken, TaskTracker) {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let server = start(
@@ -317,6 +317,12 @@ mod tests {
         )
         .await
         .unwrap();
+        (server, token, tracker)
+    }
+
+    #[tokio::test]
+    async fn echoes_text_and_binary_and_stops_on_cancel() {
+        let (server, token, tracker) = serve_echo().await;
         let url = format!("ws://{}/", server.local_addr());
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         ws.send(Message::text("hello")).await.unwrap();
@@ -343,17 +349,7 @@ mod tests {
     /// frame is the close, with the fault's code; closed windows serve as usual.
     #[tokio::test]
     async fn accept_close_upgrades_then_closes_at_once() {
-        let token = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let server = start(
-            "127.0.0.1:0".parse().unwrap(),
-            &echo(),
-            None,
-            token.clone(),
-            &tracker,
-        )
-        .await
-        .unwrap();
+        let (server, token, _tracker) = serve_echo().await;
         let close = AcceptClose {
             code: 1013,
             reason: "at capacity".into(),
@@ -394,17 +390,7 @@ mod tests {
     #[tokio::test]
     async fn garbage_instead_of_a_handshake_is_counted_not_fatal() {
         use tokio::io::AsyncWriteExt;
-        let token = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let server = start(
-            "127.0.0.1:0".parse().unwrap(),
-            &echo(),
-            None,
-            token.clone(),
-            &tracker,
-        )
-        .await
-        .unwrap();
+        let (server, token, _tracker) = serve_echo().await;
         let mut raw = tokio::net::TcpStream::connect(server.local_addr())
             .await
             .unwrap();
