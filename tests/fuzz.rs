@@ -31,7 +31,7 @@ fn every_kept_input_passes_its_fuzz_target() {
         inputs.extend(files(&root().join("fuzz/seeds").join(name)));
         if name == "scenario" {
             for dir in ["scenarios", "tests/data/invalid", "tests/data/malformed"] {
-                inputs.extend(files(&root().join(dir)));
+                inputs.extend(files_within(&root().join(dir)));
             }
         }
         assert!(inputs.len() >= 3, "{name}: only {} inputs", inputs.len());
@@ -42,6 +42,20 @@ fn every_kept_input_passes_its_fuzz_target() {
             }
         }
     }
+}
+
+/// The files in `dir` and in its subdirectories (`scenarios/outages/`), at any depth.
+fn files_within(dir: &Path) -> Vec<PathBuf> {
+    files(dir)
+        .into_iter()
+        .flat_map(|p| {
+            if p.is_dir() {
+                files_within(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
 }
 
 /// The files (or directories) in `dir`, none when it does not exist.
