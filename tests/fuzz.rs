@@ -30,15 +30,8 @@ fn every_kept_input_passes_its_fuzz_target() {
         let mut inputs = files(&regressions.join(name));
         inputs.extend(files(&root().join("fuzz/seeds").join(name)));
         if name == "scenario" {
-            let dirs = [
-                "scenarios",
-                "scenarios/outages",
-                "tests/data/invalid",
-                "tests/data/malformed",
-            ];
-            for dir in dirs {
-                // Subdirectories (scenarios/outages/) are listed on their own.
-                inputs.extend(files(&root().join(dir)).into_iter().filter(|p| p.is_file()));
+            for dir in ["scenarios", "tests/data/invalid", "tests/data/malformed"] {
+                inputs.extend(files_within(&root().join(dir)));
             }
         }
         assert!(inputs.len() >= 3, "{name}: only {} inputs", inputs.len());
@@ -49,6 +42,20 @@ fn every_kept_input_passes_its_fuzz_target() {
             }
         }
     }
+}
+
+/// The files in `dir` and in its subdirectories (`scenarios/outages/`), at any depth.
+fn files_within(dir: &Path) -> Vec<PathBuf> {
+    files(dir)
+        .into_iter()
+        .flat_map(|p| {
+            if p.is_dir() {
+                files_within(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
 }
 
 /// The files (or directories) in `dir`, none when it does not exist.

@@ -61,6 +61,9 @@ mod server_faults;
 // side, at the peak second of connect attempts.
 mod herd;
 
+// The outage library (scenarios/outages/): each incident in full, at 40 clients, passes.
+mod outages;
+
 // `squall serve` through the built binary: echo, squall.v1, SIGINT, a taken port.
 mod serve;
 

@@ -1,11 +1,13 @@
 //! Why a connection ended or an attempt failed, as data: each [`Disconnect`] has an error
 //! class (connection / data / application) and a default disposition (retry, retry after,
 //! fatal). Close codes follow RFC 6455 §7.4 and the IANA registry; 4000–4499 are
-//! application codes that ask for a reconnect, 4500–4999 are terminal.
+//! application codes that ask for a reconnect (but squall's own 4000 gap and 4001
+//! corrupt frame are data), 4500–4999 are terminal.
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::protocol;
 use crate::scenario::{ErrorAction, ErrorClass, ErrorMatch, ErrorRule};
 
 /// How a connection ended, or why an attempt failed.
@@ -204,6 +206,10 @@ pub fn close_code_class(code: u16) -> ErrorClass {
         1001 | 1005 | 1006 | 1012 | 1014 | 1015 => ErrorClass::Connection,
         // Protocol error, unsupported or inconsistent data, too big, bad extension.
         1002 | 1003 | 1007 | 1009 | 1010 => ErrorClass::Data,
+        // squall's own sequence gap and corrupt frame (docs/protocol.md): the server
+        // found the data damaged on the way, as the client does when it sees it itself.
+        // Left to the 4000-4499 rule they would read as application errors.
+        protocol::close_code::GAP | protocol::close_code::CORRUPT => ErrorClass::Data,
         _ => ErrorClass::Application,
     }
 }
@@ -237,7 +243,9 @@ mod tests {
             (1014, ErrorClass::Connection, Disposition::Retry),
             (3000, ErrorClass::Application, Disposition::Fatal),
             (3008, ErrorClass::Application, Disposition::Retry),
-            (4000, ErrorClass::Application, Disposition::Retry),
+            (4000, ErrorClass::Data, Disposition::Retry),
+            (4001, ErrorClass::Data, Disposition::Retry),
+            (4002, ErrorClass::Application, Disposition::Retry),
             (4499, ErrorClass::Application, Disposition::Retry),
             (4500, ErrorClass::Application, Disposition::Fatal),
             (4999, ErrorClass::Application, Disposition::Fatal),

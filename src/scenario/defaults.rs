@@ -95,6 +95,8 @@ pub const RESTART_CLOSE_CODE: u16 = 1012;
 pub const RESTART_DOWN_FOR: Duration = Duration::from_secs(2);
 pub const REJECT_STATUS: u16 = 503;
 pub const CLOSE_CODE: u16 = 1001;
+/// `accept_close`: try again later, as a gateway at capacity says.
+pub const ACCEPT_CLOSE_CODE: u16 = 1013;
 pub const APP_ERROR_MESSAGE: &str = "injected application error";
 
 /// Limits: values past these are typos (`30d` for `30s`), not experiments.

@@ -502,6 +502,12 @@ pub enum ServerFaultKind {
         sessions: Connections,
     },
     Stall,
+    /// Complete the WebSocket upgrade, then close at once: a gateway at capacity.
+    AcceptClose {
+        code: u16,
+        reason: String,
+        share: Share,
+    },
 }
 
 impl ServerFaultKind {
@@ -512,6 +518,7 @@ impl ServerFaultKind {
             Self::Close { .. } => "close",
             Self::AppError { .. } => "app_error",
             Self::Stall => "stall",
+            Self::AcceptClose { .. } => "accept_close",
         }
     }
 }
@@ -626,7 +633,9 @@ impl Scenario {
         let (instantaneous, hold) = match f.kind {
             ServerFaultKind::Restart { down_for, .. } => (true, Some(down_for)),
             ServerFaultKind::Close { .. } | ServerFaultKind::AppError { .. } => (true, None),
-            ServerFaultKind::RejectHandshakes { .. } | ServerFaultKind::Stall => (false, None),
+            ServerFaultKind::RejectHandshakes { .. }
+            | ServerFaultKind::Stall
+            | ServerFaultKind::AcceptClose { .. } => (false, None),
         };
         Some(f.window.spans(instantaneous, hold, self.duration))
     }

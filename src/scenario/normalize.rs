@@ -477,6 +477,16 @@ fn server_fault(fault: &ServerFault) -> ServerFaultSpec {
             ServerFaultKindSpec::AppError
         }
         ServerFaultKind::Stall => ServerFaultKindSpec::Stall,
+        ServerFaultKind::AcceptClose {
+            code,
+            reason,
+            share,
+        } => {
+            spec.code = Some(u64::from(*code));
+            spec.reason = Some(reason.clone());
+            spec.share = Some(ShareText(units::format_share(*share)));
+            ServerFaultKindSpec::AcceptClose
+        }
     });
     spec
 }

@@ -312,6 +312,7 @@ pub enum ServerFaultKindSpec {
     Close,
     AppError,
     Stall,
+    AcceptClose,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -74,6 +74,7 @@ server:
   - { kind: close, at: 55s, code: 4001, reason: bye, sessions: 10% }
   - { kind: app_error, at: 56s, sessions: [1, 2] }
   - { kind: stall, at: 57s, for: 1s }
+  - { kind: accept_close, at: 58s, for: 1s, code: 1013, reason: at capacity, share: 50% }
 thresholds:
   reconnect_latency: ["p(99) < 3s", { threshold: "max <= 10s", abort_on_fail: true }]
   messages_lost: ["count == 0"]
@@ -266,6 +267,14 @@ fn the_full_example_validates() {
             close_code: 1012,
             down_for: secs(2),
             keep_sessions: true
+        }
+    );
+    assert_eq!(
+        scenario.server[5].kind,
+        ServerFaultKind::AcceptClose {
+            code: 1013,
+            reason: "at capacity".into(),
+            share: Share(0.5)
         }
     );
 

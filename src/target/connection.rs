@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::ServerStats;
-use super::control::{Command, Control};
+use super::control::{AcceptClose, Command, Control};
 use super::ledger::DeliveryLedger;
 use super::sessions::SessionTable;
 use super::squall;
@@ -154,6 +154,9 @@ impl Connection {
                 r.tick(Tick::ServerHandshakes, 1);
             });
         }
+        if let Some(close) = self.control.check_accept_close(self.id) {
+            return accept_close(ws, close).await;
+        }
         let commands = self.control.register(self.id);
         if speaks_squall {
             let cx = squall::Context {
@@ -232,4 +235,23 @@ impl Connection {
             }
         }
     }
+}
+
+/// `accept_close`: the upgrade went through, and the connection is closed before it
+/// serves anything, as a gateway at capacity does. The close frame is the only thing
+/// sent (the gateway does not speak squall's protocol, so no typed close); the client's
+/// answer is awaited, bounded, so the socket is not dropped with its HELLO unread (which
+/// would reset the connection and lose the close frame on the way).
+async fn accept_close(mut ws: tokio_tungstenite::WebSocketStream<TcpStream>, close: AcceptClose) {
+    let bye = CloseFrame {
+        code: CloseCode::from(close.code),
+        reason: close.reason.into(),
+    };
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
+        if ws.close(Some(bye)).await.is_ok() {
+            // Bounded by the timeout: read until the client's close (or its end).
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
 }

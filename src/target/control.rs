@@ -42,14 +42,28 @@ struct Entry {
     tx: mpsc::UnboundedSender<Command>,
 }
 
-/// An active `reject_handshakes` window.
-struct Reject {
+/// An open window of a fault that acts on a share of new connections
+/// (`reject_handshakes`, `accept_close`): `act` is what it does to one.
+struct ShareWindow<T> {
     id: usize,
     name: String,
-    status: u16,
-    retry_after: Option<Duration>,
     share: Share,
     rng: Rng,
+    act: T,
+}
+
+/// What a `reject_handshakes` window answers.
+#[derive(Clone, Copy)]
+struct Reject {
+    status: u16,
+    retry_after: Option<Duration>,
+}
+
+/// What an `accept_close` window closes an upgraded connection with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptClose {
+    pub code: u16,
+    pub reason: String,
 }
 
 /// Handshakes per second at most, as a token bucket holding one second's worth.
@@ -70,7 +84,8 @@ pub struct Refusal {
 
 pub struct Control {
     conns: Mutex<HashMap<u64, Entry>>,
-    rejects: Mutex<Vec<Reject>>,
+    rejects: Mutex<Vec<ShareWindow<Reject>>>,
+    accept_closes: Mutex<Vec<ShareWindow<AcceptClose>>>,
     admission: Option<Mutex<Admission>>,
     stalled: watch::Sender<bool>,
     restarts: mpsc::UnboundedSender<Restart>,
@@ -94,6 +109,7 @@ impl Control {
         let control = Control {
             conns: Mutex::new(HashMap::new()),
             rejects: Mutex::new(Vec::new()),
+            accept_closes: Mutex::new(Vec::new()),
             admission,
             stalled: watch::channel(false).0,
             restarts,
@@ -186,14 +202,75 @@ impl Control {
         share: Share,
         rng: Rng,
     ) {
-        lock(&self.rejects).push(Reject {
+        lock(&self.rejects).push(ShareWindow {
             id,
             name: name.to_string(),
-            status,
-            retry_after,
             share,
             rng,
+            act: Reject {
+                status,
+                retry_after,
+            },
         });
+    }
+
+    /// Opens an `accept_close` window: `rng` decides which upgraded connections fall in
+    /// `share` and are closed with `close` at once.
+    pub fn start_accept_close(
+        &self,
+        id: usize,
+        name: &str,
+        close: AcceptClose,
+        share: Share,
+        rng: Rng,
+    ) {
+        lock(&self.accept_closes).push(ShareWindow {
+            id,
+            name: name.to_string(),
+            share,
+            rng,
+            act: close,
+        });
+    }
+
+    pub fn stop_accept_close(&self, name: &str) {
+        lock(&self.accept_closes).retain(|w| w.name != name);
+    }
+
+    /// Decides whether connection `conn`, just upgraded, is closed at once.
+    pub fn check_accept_close(&self, conn: u64) -> Option<AcceptClose> {
+        self.pick(&self.accept_closes, "accept_close", "accept_closed", || {
+            conn
+        })
+        .map(|(_, close)| close)
+    }
+
+    /// The first open window of `windows` whose share takes this connection, recorded in
+    /// the fault ledger against the connection `conn` numbers.
+    fn pick<T: Clone>(
+        &self,
+        windows: &Mutex<Vec<ShareWindow<T>>>,
+        kind: &str,
+        action: &str,
+        conn: impl FnOnce() -> u64,
+    ) -> Option<(String, T)> {
+        let mut windows = lock(windows);
+        let at = windows
+            .iter_mut()
+            .position(|w| w.rng.random_range(0.0..1.0) < w.share.0)?;
+        let w = &windows[at];
+        if let Some(events) = lock(&self.events).as_ref() {
+            events.emit(Event::FaultTouched {
+                fault: w.id,
+                name: w.name.clone(),
+                kind: format!("server.{kind}"),
+                conn: conn(),
+                client: None,
+                action: action.into(),
+                bytes: 0,
+            });
+        }
+        Some((w.name.clone(), w.act.clone()))
     }
 
     /// Records refusals in this event log from now on.
@@ -213,25 +290,15 @@ impl Control {
     /// Decides whether to refuse a handshake now: an open reject window first, then
     /// admission control.
     pub fn check_handshake(&self) -> Option<Refusal> {
-        for r in lock(&self.rejects).iter_mut() {
-            if r.rng.random_range(0.0..1.0) < r.share.0 {
-                if let Some(events) = lock(&self.events).as_ref() {
-                    events.emit(Event::FaultTouched {
-                        fault: r.id,
-                        name: r.name.clone(),
-                        kind: "server.reject_handshakes".into(),
-                        conn: self.refused.fetch_add(1, Ordering::Relaxed),
-                        client: None,
-                        action: "rejected".into(),
-                        bytes: 0,
-                    });
-                }
-                return Some(Refusal {
-                    status: r.status,
-                    retry_after: r.retry_after,
-                    fault: Some(r.name.clone()),
-                });
-            }
+        // A refused handshake never becomes a connection: number the refusals instead.
+        let refused = || self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some((name, r)) = self.pick(&self.rejects, "reject_handshakes", "rejected", refused)
+        {
+            return Some(Refusal {
+                status: r.status,
+                retry_after: r.retry_after,
+                fault: Some(name),
+            });
         }
         let mut a = lock(self.admission.as_ref()?);
         let now = Instant::now();
@@ -321,6 +388,27 @@ mod tests {
         assert_eq!(admitted, 5);
         let refused = c.check_handshake().unwrap();
         assert_eq!((refused.status, refused.fault), (503, None));
+    }
+
+    #[test]
+    fn accept_close_windows_take_their_share_and_stop() {
+        let (c, _r) = Control::new(None);
+        let close = AcceptClose {
+            code: 1013,
+            reason: String::new(),
+        };
+        c.start_accept_close(0, "a", close.clone(), Share(0.5), rng::rng(5, "a", 0));
+        let hit = (0..1000).filter_map(|i| c.check_accept_close(i)).count();
+        assert!((400..=600).contains(&hit), "{hit} of 1000 at 50%");
+        assert_eq!(
+            c.check_handshake().map(|r| r.status),
+            None,
+            "closing after the upgrade is not refusing it"
+        );
+        c.stop_accept_close("a");
+        assert!((0..100).all(|i| c.check_accept_close(i).is_none()));
+        c.start_accept_close(1, "b", close.clone(), Share(1.0), rng::rng(5, "b", 0));
+        assert_eq!(c.check_accept_close(7), Some(close));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Server-side faults on the run's timeline (`server:` in the scenario): restart, reject
-//! handshakes, close sessions, send application errors, stall. Each start and stop, and
+//! handshakes, close sessions, send application errors, stall, close connections as
+//! soon as they are accepted. Each start and stop, and
 //! every connection a fault acted on, goes to the fault ledger.
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::control::{Command, Control, Restart};
+use super::control::{AcceptClose, Command, Control, Restart};
 use crate::clock::Clock;
 use crate::events::{Event, EventSink};
 use crate::rng;
@@ -89,7 +90,7 @@ impl FaultRun {
     }
 
     /// Instantaneous kinds (restart, close, app_error) fire at `at`, then every `every`
-    /// while inside `for`. Windowed kinds (reject_handshakes, stall) open at `at` for
+    /// while inside `for`. Windowed kinds (reject_handshakes, stall, accept_close) open at `at` for
     /// `for` (to the end without it), and again every `every`.
     async fn run(&self) {
         let w = self.fault.window;
@@ -177,6 +178,26 @@ impl FaultRun {
                 hold(length).await;
                 self.control.set_stalled(false);
             }
+            ServerFaultKind::AcceptClose {
+                code,
+                reason,
+                share,
+            } => {
+                let close = AcceptClose {
+                    code: *code,
+                    reason: reason.clone(),
+                };
+                let rng = rng::rng(self.seed, "accept_close", 0);
+                self.control.start_accept_close(
+                    self.fault.id,
+                    &self.fault.name,
+                    close,
+                    *share,
+                    rng,
+                );
+                hold(length).await;
+                self.control.stop_accept_close(&self.fault.name);
+            }
         }
         self.emit_window(false);
     }
@@ -191,6 +212,7 @@ impl FaultRun {
                 self.control.stop_rejecting(&self.fault.name)
             }
             ServerFaultKind::Stall => self.control.set_stalled(false),
+            ServerFaultKind::AcceptClose { .. } => self.control.stop_accept_close(&self.fault.name),
             _ => {}
         }
     }

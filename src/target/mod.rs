@@ -13,7 +13,7 @@ mod ledger;
 mod sessions;
 mod squall;
 
-pub use control::{Command, Control, Refusal, Restart};
+pub use control::{AcceptClose, Command, Control, Refusal, Restart};
 pub use faults::spawn_faults;
 pub use ledger::{DeliveryLedger, ID_DIGITS, LedgerTotals, message_id};
 pub use sessions::SessionTable;
@@ -319,8 +319,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn echoes_text_and_binary_and_stops_on_cancel() {
+    /// The built-in echo server on a free port, with its token and tracker.
+    async fn serve_echo() -> (ServerHandle, CancellationToken, TaskTracker) {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let server = start(
@@ -332,6 +332,12 @@ mod tests {
         )
         .await
         .unwrap();
+        (server, token, tracker)
+    }
+
+    #[tokio::test]
+    async fn echoes_text_and_binary_and_stops_on_cancel() {
+        let (server, token, tracker) = serve_echo().await;
         let url = format!("ws://{}/", server.local_addr());
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         ws.send(Message::text("hello")).await.unwrap();
@@ -354,20 +360,52 @@ mod tests {
             .unwrap();
     }
 
+    /// `accept_close`: the upgrade succeeds (101), then the connection's first and only
+    /// frame is the close, with the fault's code; closed windows serve as usual.
+    #[tokio::test]
+    async fn accept_close_upgrades_then_closes_at_once() {
+        let (server, token, _tracker) = serve_echo().await;
+        let close = AcceptClose {
+            code: 1013,
+            reason: "at capacity".into(),
+        };
+        let rng = crate::rng::rng(1, "accept_close", 0);
+        server
+            .control()
+            .start_accept_close(0, "full", close, crate::scenario::Share(1.0), rng);
+        let url = format!("ws://{}/", server.local_addr());
+        let (mut ws, response) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 101);
+        let first = tokio::time::timeout(Duration::from_secs(2), ws.next())
+            .await
+            .unwrap();
+        match first {
+            Some(Ok(Message::Close(Some(f)))) => {
+                assert_eq!(
+                    (u16::from(f.code), f.reason.as_str()),
+                    (1013, "at capacity")
+                )
+            }
+            other => panic!("expected a close frame first, got {other:?}"),
+        }
+        assert_eq!(server.stats().handshakes.load(Ordering::Relaxed), 1);
+        assert!(server.control().open_connections().is_empty());
+
+        server.control().stop_accept_close("full");
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .unwrap();
+        ws.send(Message::text("served")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("served"));
+        token.cancel();
+    }
+
     #[tokio::test]
     async fn garbage_instead_of_a_handshake_is_counted_not_fatal() {
         use tokio::io::AsyncWriteExt;
-        let token = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let server = start(
-            "127.0.0.1:0".parse().unwrap(),
-            &echo(),
-            None,
-            token.clone(),
-            &tracker,
-        )
-        .await
-        .unwrap();
+        let (server, token, _tracker) = serve_echo().await;
         let mut raw = tokio::net::TcpStream::connect(server.local_addr())
             .await
             .unwrap();

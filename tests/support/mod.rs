@@ -157,3 +157,24 @@ pub fn counter(r: &serde_json::Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no counter {key}: {}", r["counters"]))
 }
+
+/// Runs `scenario` in-process on its own task, its report in a temporary directory
+/// removed once the run is over; progress is not shown.
+pub fn spawn_run(
+    scenario: squall::scenario::Scenario,
+    tag: &str,
+) -> tokio::task::JoinHandle<squall::run::RunOutcome> {
+    let dir = TempDir::new(tag);
+    let opts = squall::run::RunOptions {
+        out: Some(dir.path().to_path_buf()),
+        live: squall::run::Live::Off,
+        ..Default::default()
+    };
+    tokio::spawn(async move {
+        let outcome = squall::run::run(scenario, opts, tokio_util::sync::CancellationToken::new())
+            .await
+            .unwrap();
+        drop(dir);
+        outcome
+    })
+}

@@ -58,6 +58,7 @@ fn server_fault(
         ServerFaultKindSpec::Close => ("close", &["code", "reason", "sessions"], true),
         ServerFaultKindSpec::AppError => ("app_error", &["message", "sessions"], true),
         ServerFaultKindSpec::Stall => ("stall", &[], false),
+        ServerFaultKindSpec::AcceptClose => ("accept_close", &["code", "reason", "share"], false),
     };
     let present = [
         ("close_code", spec.close_code.is_some()),
@@ -73,6 +74,10 @@ fn server_fault(
     ];
     foreign(path, name, allowed, &present)?;
     let sessions = || connections(&path.key("sessions"), spec.sessions.as_ref());
+    let share = || match &spec.share {
+        Some(text) => fields::share(&path.key("share"), text),
+        None => Ok(Share(1.0)),
+    };
     let kind = match kind {
         ServerFaultKindSpec::Restart => ServerFaultKind::Restart {
             close_code: close_code(
@@ -101,10 +106,7 @@ fn server_fault(
                 &path.key("retry_after"),
                 spec.retry_after.as_ref(),
             )?,
-            share: match &spec.share {
-                Some(text) => fields::share(&path.key("share"), text)?,
-                None => Share(1.0),
-            },
+            share: share()?,
         },
         ServerFaultKindSpec::Close => ServerFaultKind::Close {
             code: close_code(&path.key("code"), spec.code, defaults::CLOSE_CODE)?,
@@ -122,6 +124,11 @@ fn server_fault(
             sessions: sessions()?,
         },
         ServerFaultKindSpec::Stall => ServerFaultKind::Stall,
+        ServerFaultKindSpec::AcceptClose => ServerFaultKind::AcceptClose {
+            code: close_code(&path.key("code"), spec.code, defaults::ACCEPT_CLOSE_CODE)?,
+            reason: close_reason(&path.key("reason"), spec.reason.as_deref())?,
+            share: share()?,
+        },
     };
     let timing = Timing {
         at: spec.at.as_ref(),
