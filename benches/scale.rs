@@ -749,6 +749,7 @@ async fn squall_shim(upstream: SocketAddr) {
             identify_clients: true,
             touches: None,
             max_held: squall::shim::MAX_HELD,
+            until: None,
         },
         clock,
         EventSink::disabled(clock),

@@ -364,6 +364,7 @@ async fn start_shim(upstream: SocketAddr, faults: Vec<NetworkFault>) -> ShimHand
         identify_clients: false,
         touches: None,
         max_held: squall::shim::MAX_HELD,
+        until: None,
     };
     // Never cancelled: the process ends with the benchmark.
     let rt = SHIM_RT.get().unwrap();

@@ -173,3 +173,37 @@ async fn the_same_seed_makes_the_same_fault_decisions() {
     assert_eq!(ledgers[0], ledgers[1], "same seed, same clients chosen");
     assert_ne!(ledgers[0], ledgers[2], "another seed chooses others");
 }
+
+/// A repeating fault whose next period falls exactly on the run's end neither fires nor
+/// opens in the drain: the report's fault windows are the ones `Window::spans` plans
+/// (and scoped thresholds judge), not one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_fires_or_opens_at_the_end_of_the_run() {
+    let report = crate::support::run_yaml(
+        r#"
+name: e2e-timeline-end
+duration: 3s
+clients: 4
+messages: { rate: 5/s }
+faults:
+  - { name: flaps, kind: reset, at: 1s, every: 1s }
+  - { name: slow, kind: latency, latency: 5ms, at: 500ms, for: 200ms, every: 1250ms }
+"#,
+    )
+    .await;
+    let windows = |name: &str| {
+        report["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no fault {name}: {}", report["faults"]))["windows"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // Resets at 1 s and 2 s; the one due at 3 s is the drain's, not the run's.
+    assert_eq!(windows("flaps"), 2, "{}", report["faults"]);
+    // Latency windows at 0.5 s, 1.75 s; the next would open at 3 s.
+    assert_eq!(windows("slow"), 2, "{}", report["faults"]);
+}

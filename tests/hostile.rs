@@ -892,6 +892,7 @@ async fn the_shim_following_frames_stays_bounded_and_keeps_other_connections_flo
             touches: None,
             // As a run sets it: the largest message its peers accept.
             max_held: client_limit(),
+            until: None,
         },
         clock,
         squall::events::EventSink::disabled(clock),

@@ -483,6 +483,7 @@ impl Entry {
             identify_clients: self.identify,
             touches: None,
             max_held: crate::shim::MAX_HELD,
+            until: None,
         };
         let started = Shim::start(
             cfg,

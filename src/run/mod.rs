@@ -429,6 +429,7 @@ async fn start_services(
         touches: Some(touches.clone()),
         // No peer of this run accepts a larger message: holding one would be for nothing.
         max_held: crate::protocol::read_limit(load::largest_inbound(scenario)) as u64,
+        until: Some(scenario.duration),
     };
     let shim = Shim::start(
         cfg,

@@ -105,6 +105,10 @@ pub struct ShimConfig {
     /// for arbitrary peers; a run gives the largest message its peers accept, so a peer
     /// cannot make the shim hold more than they would.
     pub max_held: u64,
+    /// No fault window opens and no instantaneous fault fires at or after this time on
+    /// the run clock: a run's end (its drain is not part of the fault timeline, as
+    /// `Window::spans` plans it); `None` for the proxy, whose faults run until removed.
+    pub until: Option<std::time::Duration>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -162,7 +166,8 @@ impl Shim {
             Shared::new(plans, cfg.upstream, cfg.identify_clients, clock, events)
                 .with_touches(cfg.touches)
                 .with_seed(cfg.seed)
-                .with_max_held(cfg.max_held),
+                .with_max_held(cfg.max_held)
+                .with_until(cfg.until),
         );
         let control = Arc::new(Control::new(token.clone(), tracker.clone()));
         control.start_all(&shared);
@@ -260,6 +265,8 @@ pub(crate) struct Shared {
     pub touches: Option<Arc<TouchBoard>>,
     /// Most payload bytes of one WebSocket frame or message held ([`ShimConfig::max_held`]).
     pub max_held: u64,
+    /// The end of the fault timeline ([`ShimConfig::until`]).
+    pub until: Option<std::time::Duration>,
     pub registry: Registry,
     pub stats: Counters,
     /// The open windows; links watch it, the timeline writes it.
@@ -288,6 +295,7 @@ impl Shared {
             events,
             touches: None,
             max_held: MAX_HELD,
+            until: None,
             registry: Registry::default(),
             stats,
             active: watch::Sender::new(Arc::new(ActiveSet::default())),
@@ -306,6 +314,11 @@ impl Shared {
 
     pub fn with_max_held(mut self, max_held: u64) -> Self {
         self.max_held = max_held;
+        self
+    }
+
+    pub fn with_until(mut self, until: Option<std::time::Duration>) -> Self {
+        self.until = until;
         self
     }
 }

@@ -209,6 +209,7 @@ impl Harness {
             identify_clients: identify,
             touches: Some(board.clone()),
             max_held: crate::shim::MAX_HELD,
+            until: None,
         };
         let handle = Shim::start(cfg, clock, events, token.clone(), tracker.clone())
             .await

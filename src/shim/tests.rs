@@ -126,6 +126,7 @@ async fn invalid_faults_are_refused_before_listening() {
         identify_clients: true,
         touches: None,
         max_held: crate::shim::MAX_HELD,
+        until: None,
     };
     let clock = Clock::start();
     let err = Shim::start(

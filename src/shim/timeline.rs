@@ -109,7 +109,7 @@ async fn windows(
         let members = match first.take() {
             Some(members) => members,
             None => {
-                if !wait(shared, start, token).await {
+                if !wait_to_start(shared, start, token).await {
                     return;
                 }
                 let members = members(shared, plan, k);
@@ -176,6 +176,9 @@ async fn firings(shared: &Shared, plan: usize, action: Action, token: &Cancellat
         if k > 0 && end.is_some_and(|e| t >= e) {
             break;
         }
+        if shared.until.is_some_and(|u| t >= u) {
+            break;
+        }
         if !wait(shared, t, token).await {
             return;
         }
@@ -192,6 +195,13 @@ async fn firings(shared: &Shared, plan: usize, action: Action, token: &Cancellat
         }
         set(shared, |s| s.open.retain(|o| o.plan != plan));
     }
+}
+
+/// [`wait`] for a window to open or an act to fire: false at once when `offset` is at or
+/// past the end of the fault timeline ([`Shared::until`]), so nothing opens or fires in
+/// a run's drain (windows already open still close at their own end).
+async fn wait_to_start(shared: &Shared, offset: Duration, token: &CancellationToken) -> bool {
+    !shared.until.is_some_and(|u| offset >= u) && wait(shared, offset, token).await
 }
 
 /// Sleeps until `offset` on the run clock; false if the run was cancelled first.

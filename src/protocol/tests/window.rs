@@ -44,7 +44,11 @@ fn inbound_ack_coalescing() {
         "the oldest receipt sets the clock"
     );
     assert_eq!(inb.ack_deadline(ACK_AFTER), Some(t0 + ACK_AFTER));
-    assert!(!inb.should_ack(t0 + ACK_AFTER - Duration::from_millis(1), ACK_EVERY, ACK_AFTER));
+    assert!(!inb.should_ack(
+        t0 + ACK_AFTER - Duration::from_millis(1),
+        ACK_EVERY,
+        ACK_AFTER
+    ));
     assert!(inb.should_ack(t0 + ACK_AFTER, ACK_EVERY, ACK_AFTER));
     assert!(inb.should_ack(t0, 2, ACK_AFTER), "count reached");
 
