@@ -73,7 +73,8 @@ pub(super) fn close_for(e: &WsError) -> Option<(u16, String)> {
 pub(super) async fn drain(tcp: &mut TcpStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = tcp.shutdown().await;
-    let mut sink = [0u8; 4096];
+    // On the heap: an array here would sit in every connection's future, used or not.
+    let mut sink = vec![0u8; 4096];
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
         while let Ok(n) = tcp.read(&mut sink).await {
             if n == 0 {
