@@ -201,7 +201,7 @@ async fn firings(shared: &Shared, plan: usize, action: Action, token: &Cancellat
 /// past the end of the fault timeline ([`Shared::until`]), so nothing opens or fires in
 /// a run's drain (windows already open still close at their own end).
 async fn wait_to_start(shared: &Shared, offset: Duration, token: &CancellationToken) -> bool {
-    !shared.until.is_some_and(|u| offset >= u) && wait(shared, offset, token).await
+    shared.until.is_none_or(|u| offset < u) && wait(shared, offset, token).await
 }
 
 /// Sleeps until `offset` on the run clock; false if the run was cancelled first.
