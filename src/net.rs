@@ -12,7 +12,28 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Connections the kernel queues for an accept loop (the shim's and the built-in
+/// server's). Every client of a run connects at once through the shim, one upstream
+/// connection each, and tokio's default of 1,024 let the queue overflow at a few
+/// thousand: the kernel then drops the handshake's last ACK, the connection looks open to
+/// the shim but never reaches the server, and the client's WebSocket handshake times out
+/// and retries into the same full queue. The kernel caps it at `net.core.somaxconn`
+/// (4,096 by default).
+pub const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`BACKLOG`]; `SO_REUSEADDR` as tokio's own `bind` sets it.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// Loopback source addresses used in turn: `127.0.0.1` to `127.0.0.16`.
 pub const SOURCES: u32 = 16;

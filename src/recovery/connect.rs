@@ -137,7 +137,7 @@ pub(super) async fn connect(
         } else {
             io
         };
-        super::upgrade::upgrade(request, io, ws_config(cfg.max_message_bytes)).await
+        super::upgrade::upgrade(request, &offered, io, ws_config(cfg.max_message_bytes)).await
     };
     let super::upgrade::Upgraded { ws, subprotocol } = tokio::select! {
         _ = token.cancelled() => return Err(None),

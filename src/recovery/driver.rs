@@ -24,7 +24,7 @@ pub fn run<A: Application>(
     app: &mut A,
     token: CancellationToken,
 ) -> impl Future<Output = Outcome> + '_ {
-    let ready = Backoff::try_new(cfg.policy.backoff, cfg.rng.clone()).map(|backoff| Driver {
+    let mut ready = Backoff::try_new(cfg.policy.backoff, cfg.rng.clone()).map(|backoff| Driver {
         outbox: Outbox::new(cfg.policy.outbox, cfg.policy.retransmit.max_in_flight),
         cfg,
         app,
@@ -35,7 +35,6 @@ pub fn run<A: Application>(
         finishing: false,
         ever_live: false,
     });
-    let mut ready = ready;
     async move {
         // Borrowed, not moved out: a moved-out driver would take a second slot in the
         // future beside the captured one.

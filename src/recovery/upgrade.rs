@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::handshake::client::{Request, generate_request};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::Disconnect;
-use super::connect::{BoxedIo, Ws};
+use super::connect::{BoxedIo, Ws, stream_error};
 
 /// The most a server's response head may take: past it the server is refused, not
 /// buffered (a hostile or broken server could otherwise stream headers forever).
@@ -37,19 +38,13 @@ pub(super) struct Upgraded {
 
 /// Sends the upgrade request on `io` and reads the answer. A refusal (any status but
 /// 101) comes back as [`Disconnect::HandshakeRejected`] with its `Retry-After`.
+/// `offered` are the subprotocols the request's `Sec-WebSocket-Protocol` lists.
 pub(super) async fn upgrade(
     request: Request,
+    offered: &[&str],
     mut io: BoxedIo,
     config: WebSocketConfig,
 ) -> Result<Upgraded, Disconnect> {
-    let offered: Vec<String> = request
-        .headers()
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_string())
-        .collect();
     let (bytes, key) =
         generate_request(request).map_err(|e| Disconnect::ConnectFailed(e.to_string()))?;
     io.write_all(&bytes).await.map_err(io_error)?;
@@ -79,7 +74,7 @@ pub(super) async fn upgrade(
             retry_after: head.retry_after,
         });
     }
-    verify(&head, &key, &offered)?;
+    verify(&head, &key, offered)?;
     // Whatever followed the head is the connection's first bytes; copied so the read
     // buffer starts at its configured size, not at this buffer's.
     let tail = buf[len..].to_vec();
@@ -141,7 +136,7 @@ fn parse(buf: &[u8]) -> Result<Option<(usize, Head)>, Disconnect> {
 }
 
 /// RFC 6455 §4.1's checks of a 101 response, with tungstenite's wording.
-fn verify(head: &Head, key: &str, offered: &[String]) -> Result<(), Disconnect> {
+fn verify(head: &Head, key: &str, offered: &[&str]) -> Result<(), Disconnect> {
     let fail = |e: ProtocolError| Err(Disconnect::Protocol(e.to_string()));
     if !head
         .upgrade
@@ -166,18 +161,16 @@ fn verify(head: &Head, key: &str, offered: &[String]) -> Result<(), Disconnect> 
         (Some(_), true) => fail(ProtocolError::SecWebSocketSubProtocolError(
             SubProtocolError::ServerSentSubProtocolNoneRequested,
         )),
-        (Some(p), false) if !offered.contains(p) => fail(
+        (Some(p), false) if !offered.contains(&p.as_str()) => fail(
             ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::InvalidSubProtocol),
         ),
         _ => Ok(()),
     }
 }
 
+/// A failed read or write during the upgrade, classified as on an open connection.
 fn io_error(e: std::io::Error) -> Disconnect {
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Disconnect::Eof,
-        _ => Disconnect::Reset,
-    }
+    stream_error(WsError::Io(e))
 }
 
 #[cfg(test)]
@@ -196,8 +189,7 @@ mod tests {
 
     fn check(text: &str, offered: &[&str]) -> Result<(), Disconnect> {
         let (_, h) = parse(text.as_bytes())?.expect("complete");
-        let offered: Vec<String> = offered.iter().map(|s| s.to_string()).collect();
-        verify(&h, KEY, &offered)
+        verify(&h, KEY, offered)
     }
 
     #[test]
@@ -287,7 +279,9 @@ mod tests {
         });
         let request = "ws://127.0.0.1:1/ws".into_client_request().unwrap();
         let config = WebSocketConfig::default().read_buffer_size(1024);
-        let mut up = upgrade(request, Box::new(client), config).await.unwrap();
+        let mut up = upgrade(request, &[], Box::new(client), config)
+            .await
+            .unwrap();
         assert!(up.subprotocol.is_none());
         let first = up.ws.next().await.unwrap().unwrap();
         assert_eq!(first, Message::text("hi"));

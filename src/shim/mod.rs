@@ -55,7 +55,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -73,10 +73,6 @@ use faults::Plan;
 use registry::Registry;
 use stats::Counters;
 use timeline::ActiveSet;
-
-/// Pending connections the kernel queues for the accept loop; a reconnect storm of
-/// thousands of clients arrives at once (the kernel caps it at `somaxconn`).
-const BACKLOG: u32 = 4096;
 
 /// What the shim proxies and which faults it applies.
 #[derive(Debug, Clone)]
@@ -154,7 +150,7 @@ impl Shim {
             .iter()
             .map(|f| Plan::new(f, cfg.seed))
             .collect::<Result<Vec<_>, _>>()?;
-        let listener = bind(cfg.listen).map_err(|source| ShimError::Bind {
+        let listener = crate::net::listen(cfg.listen).map_err(|source| ShimError::Bind {
             addr: cfg.listen,
             source,
         })?;
@@ -321,17 +317,6 @@ impl Shared {
         self.until = until;
         self
     }
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
 }
 
 async fn accept_loop(

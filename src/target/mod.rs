@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -107,26 +107,6 @@ impl ServerState {
     }
 }
 
-/// Connections the kernel queues for the accept loop. Every client of a run connects at
-/// once through the shim, one upstream connection each, and tokio's default of 1,024 let
-/// the queue overflow at a few thousand: the kernel then drops the handshake's last ACK,
-/// the connection looks open to the shim but never reaches the server, and the client's
-/// WebSocket handshake times out and retries into the same full queue. The kernel caps
-/// it at `net.core.somaxconn` (4,096 by default).
-const BACKLOG: u32 = 4096;
-
-/// A listener on `addr` with [`BACKLOG`]; `SO_REUSEADDR` as tokio's own `bind` sets it.
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
-}
-
 /// Binds `addr` (use port 0 for an OS-chosen port) and serves until `token` is cancelled.
 /// With `metrics`, accepted handshakes go into the run's timeline.
 pub async fn start(
@@ -156,7 +136,7 @@ pub async fn start_with(
     token: CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<ServerHandle, TargetError> {
-    let listener = bind(addr).map_err(|source| TargetError::Bind { addr, source })?;
+    let listener = crate::net::listen(addr).map_err(|source| TargetError::Bind { addr, source })?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| TargetError::Bind { addr, source })?;
@@ -291,7 +271,7 @@ impl Acceptor {
         }
         // The port was just ours; a socket in TIME_WAIT must not keep it from us.
         loop {
-            match bind(addr) {
+            match crate::net::listen(addr) {
                 Ok(l) => return Some(l),
                 Err(_) => tokio::select! {
                     _ = self.token.cancelled() => return None,
